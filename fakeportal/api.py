@@ -1,0 +1,107 @@
+"""The contract every emulated REST method is written against.
+
+A method is a plain function registered with ``@method("crm.deal.get")``. It receives a
+``Call`` (the portal, the caller, the parameters as sent) and returns the value that goes
+into ``result``, or a ``Page`` for list methods. It raises ``ApiError`` with the real
+portal's error code, description and HTTP status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fakeportal.state import Portal, World
+
+
+class ApiError(Exception):
+    """An error the portal answers with: ``{"error": code, "error_description": ...}``."""
+
+    def __init__(self, code: str, description: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+        self.status = status
+
+
+@dataclass
+class Caller:
+    """Who is calling: a user acting through an app token (``app_id`` set) or a webhook."""
+
+    user_id: int
+    app_id: str | None = None  # the app's client_id for OAuth tokens, None for webhooks
+    is_admin: bool = True
+
+
+@dataclass
+class Call:
+    """One REST call as the method sees it."""
+
+    world: World
+    portal: Portal
+    caller: Caller
+    method: str  # lower-case method name
+    params: dict[str, Any]  # nested (PHP brackets already parsed), keys exactly as sent
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """A parameter looked up case-insensitively (bizproc/messageservice style)."""
+        if name in self.params:
+            return self.params[name]
+        lower = name.lower()
+        for key, value in self.params.items():
+            if key.lower() == lower:
+                return value
+        return default
+
+    def require_app(self) -> str:
+        """The calling app's client_id; webhooks get the portal's 'Application context required'."""
+        if self.caller.app_id is None:
+            raise ApiError("ACCESS_DENIED", "Application context required", 403)
+        return self.caller.app_id
+
+    def require_admin(self) -> None:
+        if not self.caller.is_admin:
+            raise ApiError("ACCESS_DENIED", "Access denied! Admin permissions required", 403)
+
+
+@dataclass
+class Page:
+    """A list result: one page of rows plus the portal's ``total`` and ``next``.
+
+    ``total`` is 0 and ``next`` is None when the caller asked for ``start=-1``.
+    ``wrap`` names the key rows are wrapped in (``"items"`` for crm.item.list,
+    ``"categories"`` for crm.category.list, ``"tasks"`` for tasks.task.list).
+    """
+
+    rows: list[Any]
+    total: int
+    next: int | None = None
+    wrap: str | None = None
+
+
+Handler = Callable[[Call], Any]
+
+
+@dataclass
+class MethodInfo:
+    name: str
+    handler: Handler
+    scope: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+METHODS: dict[str, MethodInfo] = {}
+
+
+def method(name: str, *, scope: str | None = None, **extra: Any) -> Callable[[Handler], Handler]:
+    """Register a REST method under its (case-insensitive) name."""
+
+    def register(handler: Handler) -> Handler:
+        key = name.lower()
+        if key in METHODS:
+            raise RuntimeError(f"method {name} registered twice")
+        METHODS[key] = MethodInfo(key, handler, scope, dict(extra))
+        return handler
+
+    return register

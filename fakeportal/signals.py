@@ -1,0 +1,26 @@
+"""In-process signals between the portal's parts (CRM state -> automation, events).
+
+Signals used:
+- ``"crm.event"``: ``(portal, name, fields, user_id)``: a CRM change that bound event
+  handlers hear about, e.g. ``name="ONCRMDEALUPDATE", fields={"ID": "12"}``; ``user_id`` is
+  None when a robot/workflow made the change (the event then carries no user tokens).
+- ``"deal.stage_entered"``: ``(portal, deal_id, stage_id, category_id, user_id)``: a deal was
+  created in or moved into a stage; automation rules of that stage run.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Callable
+
+_receivers: dict[str, list[Callable[..., Any]]] = defaultdict(list)
+
+
+def connect(signal: str, receiver: Callable[..., Any]) -> None:
+    if receiver not in _receivers[signal]:
+        _receivers[signal].append(receiver)
+
+
+def send(signal: str, *args: Any, **kwargs: Any) -> None:
+    for receiver in list(_receivers[signal]):
+        receiver(*args, **kwargs)
