@@ -105,3 +105,24 @@ def method(name: str, *, scope: str | None = None, **extra: Any) -> Callable[[Ha
         return handler
 
     return register
+
+
+AdminHandler = Callable[..., Any]
+ADMIN_ACTIONS: dict[str, AdminHandler] = {}
+
+
+def admin(name: str) -> Callable[[AdminHandler], AdminHandler]:
+    """Register an admin action, served as ``POST /_admin/<name>`` with a JSON body.
+
+    The handler is called as ``handler(world, **body)`` and returns something JSON-able.
+    Admin actions are the emulator's own surface (create portals, funnels, rules, move a
+    deal, read the wire log): they are not Bitrix24 methods and are never counted.
+    """
+
+    def register(handler: AdminHandler) -> AdminHandler:
+        if name in ADMIN_ACTIONS:
+            raise RuntimeError(f"admin action {name} registered twice")
+        ADMIN_ACTIONS[name] = handler
+        return handler
+
+    return register
