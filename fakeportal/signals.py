@@ -1,6 +1,7 @@
 """In-process signals between the portal's parts (CRM state -> automation, events).
 
 Signals used:
+- ``"portal.created"``: ``(world, portal)``: seed a new portal (users, the default funnel).
 - ``"crm.event"``: ``(portal, name, fields, user_id)``: a CRM change that bound event
   handlers hear about, e.g. ``name="ONCRMDEALUPDATE", fields={"ID": "12"}``; ``user_id`` is
   None when a robot/workflow made the change (the event then carries no user tokens).

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from fakeportal import signals
+
 
 @dataclass
 class AppDef:
@@ -113,6 +115,7 @@ class World:
             domain = domain or f"portal-{member_id[:6]}.bitrix24.test"
             portal = Portal(member_id=member_id, domain=domain, base_url=self.base_url, **kw)
             self.portals[member_id] = portal
+            signals.send("portal.created", self, portal)
             return portal
 
     def portal(self, member_id: str) -> Portal:
