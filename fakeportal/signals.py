@@ -2,6 +2,8 @@
 
 Signals used:
 - ``"portal.created"``: ``(world, portal)``: seed a new portal (users, the default funnel).
+- ``"world.reset"``: ``(world)``: the world was emptied (portals, apps, config, extra);
+  drop any module-level state kept beside it.
 - ``"crm.event"``: ``(portal, name, fields, user_id)``: a CRM change that bound event
   handlers hear about, e.g. ``name="ONCRMDEALUPDATE", fields={"ID": "12"}``; ``user_id`` is
   None when a robot/workflow made the change (the event then carries no user tokens).

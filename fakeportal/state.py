@@ -81,6 +81,15 @@ class Portal:
         self.wire.append(record)
 
 
+DEFAULT_CONFIG: dict[str, Any] = {
+    "bucket_size": 50,  # leaky bucket burst
+    "drain_per_second": 2.0,
+    "operating_limit": 480.0,  # seconds of method time per 10 minutes
+    "access_ttl": 3600,
+    "refresh_ttl": 180 * 86400,
+}
+
+
 class World:
     """All portals one emulator serves, the OAuth server's apps, the clock, the outbox."""
 
@@ -89,13 +98,9 @@ class World:
         self.portals: dict[str, Portal] = {}
         self.apps: dict[str, AppDef] = {}
         self.clock_offset = timedelta(0)
-        self.config: dict[str, Any] = {
-            "bucket_size": 50,  # leaky bucket burst
-            "drain_per_second": 2.0,
-            "operating_limit": 480.0,  # seconds of method time per 10 minutes
-            "access_ttl": 3600,
-        }
+        self.config: dict[str, Any] = dict(DEFAULT_CONFIG)
         self.base_url = ""
+        self.extra: dict[str, Any] = {}  # per-feature world state (tokens, webhooks...)
 
     # time -------------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -126,3 +131,6 @@ class World:
             self.portals.clear()
             self.apps.clear()
             self.clock_offset = timedelta(0)
+            self.config = dict(DEFAULT_CONFIG)
+            self.extra.clear()
+            signals.send("world.reset", self)
