@@ -1,0 +1,237 @@
+"""What the app offers a portal: robots, triggers, event handlers, the SMS provider.
+
+One ``Registry`` is the single source of truth. Installers bring a portal in line with it,
+the web layer dispatches callbacks by it, and the emulated portal's demo reads it to place
+robots. Robots and handlers declare themselves here; app/ never imports them by name
+(``Registry.load`` finds them through the modules listed in ``DEFAULT_MODULES``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+
+from app.errors import RobotFailed
+
+if TYPE_CHECKING:  # pragma: no cover
+    from app.context import EventContext, RobotContext
+
+Text = Mapping[str, str]  # a text per language: {"en": ..., "ru": ..., "pl": ...}
+LANGUAGES = ("en", "ru", "pl")
+DEAL_DOCUMENT = ("crm", "CCrmDocumentDeal", "DEAL")
+PROPERTY_TYPES = {"bool", "date", "datetime", "double", "int", "select", "string", "text", "user"}
+DEFAULT_MODULES = ("robots", "handlers")
+
+
+def localized(text: Text | str) -> dict[str, str]:
+    """A text for every language the portal may use (English where one is missing)."""
+    if isinstance(text, str):
+        return {lang: text for lang in LANGUAGES}
+    base = text.get("en") or next(iter(text.values()))
+    return {lang: text.get(lang, base) for lang in sorted(set(LANGUAGES) | set(text))}
+
+
+@dataclass(frozen=True)
+class Property:
+    """One robot property (input) or return property (output)."""
+
+    type: str
+    name: Text | str
+    description: Text | str = ""
+    required: bool = False
+    multiple: bool = False
+    default: Any = None
+    options: Mapping[str, Text | str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.type not in PROPERTY_TYPES:
+            raise ValueError(f"unknown property type {self.type!r}")
+        if self.type == "select" and not self.options:
+            raise ValueError("a select property needs options")
+
+    def to_bitrix(self) -> dict[str, Any]:
+        """The property as ``bizproc.robot.add`` takes it."""
+        spec: dict[str, Any] = {
+            "Name": localized(self.name),
+            "Type": self.type,
+            "Required": "Y" if self.required else "N",
+            "Multiple": "Y" if self.multiple else "N",
+        }
+        if self.description:
+            spec["Description"] = localized(self.description)
+        if self.default is not None:
+            spec["Default"] = self.default
+        if self.options:
+            spec["Options"] = {k: localized(v)["en"] for k, v in self.options.items()}
+        return spec
+
+    def coerce(self, code: str, raw: Any) -> Any:
+        """The value the portal sent (strings) as a Python value; RobotFailed if it can't be."""
+        if self.multiple:
+            values = raw if isinstance(raw, list) else ([] if raw in (None, "") else [raw])
+            return [self._one(code, v) for v in values if v not in (None, "")]
+        if isinstance(raw, list):
+            raw = raw[0] if raw else None
+        if raw in (None, ""):
+            if self.required and self.default is None:
+                raise RobotFailed(f"property {code} is required")
+            return self.default
+        return self._one(code, raw)
+
+    def _one(self, code: str, raw: Any) -> Any:
+        value = str(raw).strip()
+        try:
+            if self.type == "int":
+                return int(float(value))
+            if self.type == "double":
+                return float(value.replace(",", "."))
+            if self.type == "bool":
+                return value.upper() in {"Y", "1", "TRUE", "YES"}
+            if self.type == "user":
+                # The portal sends users as "user_<ID>"; a bare id is accepted too.
+                return int(value.removeprefix("user_"))
+            if self.type == "date":
+                return date.fromisoformat(value[:10])
+            if self.type == "datetime":
+                return datetime.fromisoformat(value)
+        except ValueError:
+            raise RobotFailed(f"property {code}: {value[:40]!r} is not a valid {self.type}") from None
+        if self.type == "select" and value not in self.options:
+            raise RobotFailed(f"property {code}: {value[:40]!r} is not one of {sorted(self.options)}")
+        return value
+
+
+RobotRun = Callable[["RobotContext"], Mapping[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class Robot:
+    """A robot an admin places on a stage in the automation designer."""
+
+    code: str
+    name: Text | str
+    description: Text | str
+    run: RobotRun
+    properties: Mapping[str, Property] = field(default_factory=dict)
+    returns: Mapping[str, Property] = field(default_factory=dict)
+    use_subscription: bool = True
+    document_type: tuple[str, str, str] = DEAL_DOCUMENT
+
+    def handler_path(self) -> str:
+        return f"robots/{self.code}"
+
+    def to_bitrix(self, handler_url: str) -> dict[str, Any]:
+        """The parameters of ``bizproc.robot.add`` for this robot."""
+        return {
+            "CODE": self.code,
+            "HANDLER": handler_url,
+            "AUTH_USER_ID": 1,
+            "USE_SUBSCRIPTION": "Y" if self.use_subscription else "N",
+            "NAME": localized(self.name),
+            "DESCRIPTION": localized(self.description),
+            "PROPERTIES": {k: p.to_bitrix() for k, p in self.properties.items()},
+            "RETURN_PROPERTIES": {k: p.to_bitrix() for k, p in self.returns.items()},
+            "DOCUMENT_TYPE": list(self.document_type),
+        }
+
+    def typed_properties(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        return {code: prop.coerce(code, raw.get(code)) for code, prop in self.properties.items()}
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A trigger an admin places on a stage: when the app fires it, the deal moves there."""
+
+    code: str
+    name: Text | str
+
+    def to_bitrix(self, language: str = "en") -> dict[str, str]:
+        return {"CODE": self.code, "NAME": localized(self.name).get(language, localized(self.name)["en"])}
+
+
+EventHandler = Callable[["EventContext", Any], None]
+
+
+class EventRouter:
+    """Event handlers by event name; routers of several modules combine into one."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[EventHandler]] = defaultdict(list)
+
+    def on(self, event: str) -> Callable[[EventHandler], EventHandler]:
+        def register(handler: EventHandler) -> EventHandler:
+            self._handlers[event.upper()].append(handler)
+            return handler
+
+        return register
+
+    def include(self, *routers: EventRouter) -> EventRouter:
+        for router in routers:
+            for event, handlers in router._handlers.items():
+                self._handlers[event].extend(handlers)
+        return self
+
+    def handlers(self, event: str) -> list[EventHandler]:
+        return list(self._handlers.get(event.upper(), ()))
+
+    @property
+    def events(self) -> list[str]:
+        return sorted(self._handlers)
+
+
+@dataclass(frozen=True)
+class SmsProvider:
+    """The app as an SMS provider of the portal (``messageservice.sender.add``)."""
+
+    code: str
+    name: Text | str
+    description: Text | str = ""
+
+
+@dataclass
+class Registry:
+    robots: dict[str, Robot] = field(default_factory=dict)
+    triggers: dict[str, Trigger] = field(default_factory=dict)
+    events: EventRouter = field(default_factory=EventRouter)
+    sms_provider: SmsProvider | None = None
+
+    def add(
+        self,
+        robots: Iterable[Robot] = (),
+        triggers: Iterable[Trigger] = (),
+        router: EventRouter | None = None,
+        sms_provider: SmsProvider | None = None,
+    ) -> Registry:
+        for robot in robots:
+            if robot.code in self.robots:
+                raise ValueError(f"robot {robot.code} declared twice")
+            self.robots[robot.code] = robot
+        for trigger in triggers:
+            if trigger.code in self.triggers:
+                raise ValueError(f"trigger {trigger.code} declared twice")
+            self.triggers[trigger.code] = trigger
+        if router is not None:
+            self.events.include(router)
+        if sms_provider is not None:
+            self.sms_provider = sms_provider
+        return self
+
+    @classmethod
+    def load(cls, modules: Iterable[str] = DEFAULT_MODULES) -> Registry:
+        """Collect what each module offers: ``ROBOTS``, ``TRIGGERS``, ``router``, ``SMS_PROVIDER``."""
+        registry = cls()
+        for name in modules:
+            module = importlib.import_module(name)
+            registry.add(
+                robots=getattr(module, "ROBOTS", ()),
+                triggers=getattr(module, "TRIGGERS", ()),
+                router=getattr(module, "router", None),
+                sms_provider=getattr(module, "SMS_PROVIDER", None),
+            )
+        return registry
+
+    def robot(self, code: str) -> Robot | None:
+        return self.robots.get(code)
