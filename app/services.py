@@ -1,0 +1,84 @@
+"""The process-wide services a request or a job needs, built once from Settings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable
+
+from redis import Redis
+from rq import Queue, Retry
+
+from app.registry import Registry
+from app.settings import Settings
+from app.store import Store
+
+log = logging.getLogger(__name__)
+
+# Queues in priority order: a workflow is waiting on a robot; events next; bulk work last.
+ROBOTS, EVENTS, BULK = "robots", "events", "bulk"
+QUEUES = (ROBOTS, EVENTS, BULK)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    registry: Registry = field(default_factory=Registry.load)
+    clock: Any = None  # app.calendar.Clock; SystemClock unless injected
+
+    def __post_init__(self) -> None:
+        if self.clock is None:
+            from app.calendar import SystemClock
+
+            self.clock = SystemClock()
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.settings.database_url, self.settings.secret_key)
+
+    @cached_property
+    def redis(self) -> Redis:
+        return Redis.from_url(self.settings.redis_url)
+
+    def queue(self, name: str) -> Queue:
+        return Queue(name, connection=self.redis)
+
+    def enqueue(
+        self,
+        queue: str,
+        func: Callable[..., Any],
+        *args: Any,
+        job_id: str | None = None,
+        retry: Retry | None = None,
+        at: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Queue a job (``at``: a datetime for ``enqueue_at``)."""
+        q = self.queue(queue)
+        options: dict[str, Any] = {"job_id": job_id, "retry": retry, "failure_ttl": 7 * 86400}
+        if at is not None:
+            return q.enqueue_at(at, func, *args, **options, **kwargs)
+        return q.enqueue(func, *args, **options, **kwargs)
+
+    def portal(self, member_id: str) -> Any:
+        """The REST client of one portal (app.bitrix.PortalClient)."""
+        from app.bitrix import PortalClient
+
+        return PortalClient(member_id, store=self.store, settings=self.settings, redis=self.redis)
+
+
+_current: Services | None = None
+
+
+def current() -> Services:
+    """The services of this process: set by create_app or a test, else built from the env."""
+    global _current
+    if _current is None:
+        _current = Services(Settings.from_env())
+    return _current
+
+
+def use(services: Services | None) -> None:
+    global _current
+    _current = services
