@@ -33,7 +33,9 @@ class Context:
     settings: PortalSettings
     clock: Any  # app.calendar.Clock
     log: logging.LoggerAdapter
-    services: Any = field(repr=False, default=None)  # app.services.Services, for jobs that queue more
+    services: Any = field(
+        repr=False, default=None
+    )  # app.services.Services, for jobs that queue more
 
     @property
     def calendar(self) -> Any:

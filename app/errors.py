@@ -28,11 +28,16 @@ class PortalError(AppError):
     @property
     def transient(self) -> bool:
         """Worth retrying later: overload, limits, server errors."""
-        return self.status >= 500 or self.status == 429 or self.code in {
-            "QUERY_LIMIT_EXCEEDED",
-            "OPERATION_TIME_LIMIT",
-            "OVERLOAD_LIMIT",
-        }
+        return (
+            self.status >= 500
+            or self.status == 429
+            or self.code
+            in {
+                "QUERY_LIMIT_EXCEEDED",
+                "OPERATION_TIME_LIMIT",
+                "OVERLOAD_LIMIT",
+            }
+        )
 
 
 class PortalUnavailable(PortalError):

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from app.errors import BadRequest
 
@@ -146,8 +147,10 @@ class DocumentId:
 
     @classmethod
     def from_value(cls, value: Any, name: str = "document_id") -> DocumentId:
-        if not isinstance(value, list) or len(value) != 3 or not all(
-            isinstance(v, str) for v in value
+        if (
+            not isinstance(value, list)
+            or len(value) != 3
+            or not all(isinstance(v, str) for v in value)
         ):
             raise BadRequest(f"{name} must be three values ({name}[0..2])")
         return cls(*value)

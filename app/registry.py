@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import importlib
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from app.errors import RobotFailed
 
@@ -98,9 +99,13 @@ class Property:
             if self.type == "datetime":
                 return datetime.fromisoformat(value)
         except ValueError:
-            raise RobotFailed(f"property {code}: {value[:40]!r} is not a valid {self.type}") from None
+            raise RobotFailed(
+                f"property {code}: {value[:40]!r} is not a valid {self.type}"
+            ) from None
         if self.type == "select" and value not in self.options:
-            raise RobotFailed(f"property {code}: {value[:40]!r} is not one of {sorted(self.options)}")
+            raise RobotFailed(
+                f"property {code}: {value[:40]!r} is not one of {sorted(self.options)}"
+            )
         return value
 
 
@@ -149,7 +154,10 @@ class Trigger:
     name: Text | str
 
     def to_bitrix(self, language: str = "en") -> dict[str, str]:
-        return {"CODE": self.code, "NAME": localized(self.name).get(language, localized(self.name)["en"])}
+        return {
+            "CODE": self.code,
+            "NAME": localized(self.name).get(language, localized(self.name)["en"]),
+        }
 
 
 EventHandler = Callable[["EventContext", Any], None]
@@ -221,7 +229,7 @@ class Registry:
 
     @classmethod
     def load(cls, modules: Iterable[str] = DEFAULT_MODULES) -> Registry:
-        """Collect what each module offers: ``ROBOTS``, ``TRIGGERS``, ``router``, ``SMS_PROVIDER``."""
+        """Collect what each module offers: ROBOTS, TRIGGERS, router, SMS_PROVIDER."""
         registry = cls()
         for name in modules:
             module = importlib.import_module(name)

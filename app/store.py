@@ -9,8 +9,9 @@ from __future__ import annotations
 import hmac
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -166,9 +167,11 @@ class Store:
 
     def installation(self, member_id: str, *, active_only: bool = True) -> Installation | None:
         with self.engine.connect() as db:
-            row = db.execute(
-                select(installations).where(installations.c.member_id == member_id)
-            ).mappings().first()
+            row = (
+                db.execute(select(installations).where(installations.c.member_id == member_id))
+                .mappings()
+                .first()
+            )
         if row is None or (active_only and not row["active"]):
             return None
         return self._installation(row)
@@ -321,7 +324,9 @@ class Store:
             )
             return int(done.inserted_primary_key[0])
 
-    def runs(self, member_id: str | None = None, *, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def runs(
+        self, member_id: str | None = None, *, kind: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
         query = select(runs).order_by(runs.c.id.desc()).limit(limit)
         if member_id is not None:
             query = query.where(runs.c.member_id == member_id)
@@ -329,6 +334,18 @@ class Store:
             query = query.where(runs.c.kind == kind)
         with self.engine.connect() as db:
             return [dict(r) for r in db.execute(query).mappings()]
+
+    def run_by_key(self, key: str, status: str = "ok") -> dict[str, Any] | None:
+        """The last run recorded under ``key`` with ``status`` (idempotent re-runs)."""
+        query = (
+            select(runs)
+            .where(runs.c.key == key[:200], runs.c.status == status)
+            .order_by(runs.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as db:
+            row = db.execute(query).mappings().first()
+        return dict(row) if row else None
 
     def iter_failed_runs(self, member_id: str | None = None) -> Iterator[dict[str, Any]]:
         query = select(runs).where(runs.c.status == "failed").order_by(runs.c.id)
