@@ -43,6 +43,7 @@ class Call:
     caller: Caller
     method: str  # lower-case method name
     params: dict[str, Any]  # nested (PHP brackets already parsed), keys exactly as sent
+    scope: list[str] | None = None  # the token's or webhook's scope; None: unrestricted
 
     def get(self, name: str, default: Any = None) -> Any:
         """A parameter looked up case-insensitively (bizproc/messageservice style)."""

@@ -1,0 +1,325 @@
+"""REST dispatch: authentication, limits, schema checks, the method call, the reply, batch.
+
+``serve_call`` answers one HTTP request to ``/rest/...``; ``execute`` runs one method (also
+for each command of a batch); ``paginate`` cuts a list into the portal's 50-row pages.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fakeportal import limits, oauth, phpform, spec
+from fakeportal.api import METHODS, ApiError, Call, Page
+from fakeportal.state import Portal, WireRecord, World
+
+PAGE_SIZE = 50
+BATCH_MAX = 50
+
+_SCOPE_ERROR_TOKEN = "The request requires higher privileges than provided by the access token"
+_SCOPE_ERROR_WEBHOOK = "The request requires higher privileges than provided by the webhook token"
+
+
+def normalize_method(name: str) -> str:
+    """``'CRM.Deal.Get.json'`` -> ``'crm.deal.get'``."""
+    name = name.strip().strip("/").lower()
+    if name.endswith(".json"):
+        name = name[: -len(".json")]
+    return name
+
+
+def php_array(mapping: dict[Any, Any]) -> Any:
+    """How PHP's json_encode shows an array: ``[]`` when empty, a list when keys are 0..n-1."""
+    if not mapping:
+        return []
+    if [str(k) for k in mapping] == [str(i) for i in range(len(mapping))]:
+        return list(mapping.values())
+    return {str(k): v for k, v in mapping.items()}
+
+
+def paginate(rows: list[Any], params: dict[str, Any], wrap: str | None = None) -> Page:
+    """One 50-row page of ``rows`` as ``start`` asks; ``start=-1`` gives total 0 and no next."""
+    raw = params.get("start", params.get("START", 0))
+    try:
+        start = int(raw or 0)
+    except (TypeError, ValueError):
+        start = 0
+    if start == -1:
+        return Page(list(rows[:PAGE_SIZE]), 0, None, wrap)
+    start = max(start, 0)
+    page = list(rows[start : start + PAGE_SIZE])
+    nxt = start + PAGE_SIZE if start + PAGE_SIZE < len(rows) else None
+    return Page(page, len(rows), nxt, wrap)
+
+
+def _iso(portal: Portal, ts: float) -> str:
+    try:
+        tz: Any = ZoneInfo(portal.timezone)
+    except Exception:  # unknown zone name: fall back to UTC
+        tz = UTC
+    return datetime.fromtimestamp(ts, tz).replace(microsecond=0).isoformat()
+
+
+def time_info(
+    portal: Portal,
+    start: float,
+    finish: float,
+    processing: float,
+    operating: float | None = None,
+    reset_at: int | None = None,
+) -> dict[str, Any]:
+    """The ``time`` object of a reply (world-clock timestamps, ISO dates in portal time)."""
+    out: dict[str, Any] = {
+        "start": start,
+        "finish": finish,
+        "duration": finish - start,
+        "processing": processing,
+        "date_start": _iso(portal, start),
+        "date_finish": _iso(portal, finish),
+    }
+    if reset_at is not None:
+        out["operating_reset_at"] = reset_at
+    if operating is not None:
+        out["operating"] = operating
+    return out
+
+
+def _error(err: ApiError) -> dict[str, Any]:
+    return {"error": err.code, "error_description": err.description}
+
+
+def _check_scope(auth: oauth.Auth, method: str, needed: str | None, in_batch: bool) -> None:
+    if not needed or auth.scope is None:
+        return
+    granted = set(auth.scope)
+    if needed in granted or needed.split(".")[0] in granted:
+        return
+    text = _SCOPE_ERROR_WEBHOOK if auth.webhook else _SCOPE_ERROR_TOKEN
+    raise ApiError("insufficient_scope", "" if in_batch else text, 403)
+
+
+def execute(
+    world: World,
+    auth: oauth.Auth,
+    method: str,
+    params: dict[str, Any],
+    *,
+    in_batch: bool = False,
+) -> tuple[Any, dict[str, Any]]:
+    """Run one method as the portal does; returns (result or Page, time object)."""
+    portal = auth.portal
+    start = world.timestamp()
+    t0 = time.perf_counter()
+    if in_batch:
+        with world.lock:
+            portal.requests[method] += 1
+    if method == "batch":
+        if in_batch:
+            raise ApiError(
+                "ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage", 405
+            )
+        result = run_batch(world, auth, params)
+        elapsed = time.perf_counter() - t0
+        return result, time_info(portal, start, start + elapsed, elapsed)
+    info = METHODS.get(method)
+    if info is None:
+        raise ApiError("ERROR_METHOD_NOT_FOUND", "Method not found!", 404)
+    _check_scope(auth, method, info.scope or spec.scope_of(method), in_batch)
+    limits.operating_check(world, portal, auth.key, method)
+    unknown = spec.unknown_params(method, params)
+    if unknown:
+        with world.lock:
+            portal.unknown_params.extend((method, name) for name in unknown)
+    if not info.extra.get("validates"):
+        spec.check_required(method, params)
+    call = Call(world, portal, auth.caller, method, params, auth.scope)
+    h0 = time.perf_counter()
+    try:
+        with world.lock:
+            result = info.handler(call)
+    except ApiError:
+        raise
+    except Exception:
+        traceback.print_exc(file=sys.stderr)
+        raise ApiError("INTERNAL_SERVER_ERROR", "Internal server error", 500) from None
+    finally:
+        processing = time.perf_counter() - h0
+        operating, reset_at = limits.operating_add(world, portal, auth.key, method, processing)
+    elapsed = time.perf_counter() - t0
+    return result, time_info(portal, start, start + elapsed, processing, operating, reset_at)
+
+
+# batch -------------------------------------------------------------------------------------
+_REF = re.compile(r"\$result\[([^\]]+)\]((?:\[[^\]]*\])*)")
+_MISSING = object()
+
+
+def _lookup(results: dict[str, Any], label: str, path: str) -> Any:
+    value: Any = results.get(label, _MISSING)
+    for key in re.findall(r"\[([^\]]*)\]", path):
+        if isinstance(value, dict):
+            value = value.get(key, value.get(int(key), _MISSING) if key.isdigit() else _MISSING)
+        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]
+        else:
+            return _MISSING
+        if value is _MISSING:
+            return _MISSING
+    return value
+
+
+def _substitute(value: Any, results: dict[str, Any]) -> Any:
+    """Replace ``$result[label][key]...`` in every string of the params (unknown refs stay)."""
+    if isinstance(value, dict):
+        return {k: _substitute(v, results) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, results) for v in value]
+    if not isinstance(value, str) or "$result[" not in value:
+        return value
+    whole = _REF.fullmatch(value)
+    if whole:
+        found = _lookup(results, whole.group(1), whole.group(2))
+        return value if found is _MISSING else found
+
+    def repl(match: re.Match[str]) -> str:
+        found = _lookup(results, match.group(1), match.group(2))
+        if found is _MISSING:
+            return match.group(0)
+        if isinstance(found, bool):
+            return "1" if found else ""
+        return "" if found is None else str(found)
+
+    return _REF.sub(repl, value)
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "y", "yes")
+
+
+def run_batch(world: World, auth: oauth.Auth, params: dict[str, Any]) -> dict[str, Any]:
+    """The ``batch`` method: run each ``"method?query"`` command, collecting the five maps."""
+    cmd = params.get("cmd")
+    halt = _truthy(params.get("halt", 0))
+    if isinstance(cmd, dict):
+        items = [(str(k), v) for k, v in cmd.items()]
+    elif isinstance(cmd, list):
+        items = [(str(i), v) for i, v in enumerate(cmd)]
+    else:
+        items = []
+    if len(items) > BATCH_MAX:
+        raise ApiError("ERROR_BATCH_LENGTH_EXCEEDED", "Max batch length exceeded", 400)
+    results: dict[str, Any] = {}
+    errors: dict[str, Any] = {}
+    totals: dict[str, Any] = {}
+    nexts: dict[str, Any] = {}
+    times: dict[str, Any] = {}
+    for label, command in items:
+        name, _, query = str(command).partition("?")
+        method = normalize_method(name)
+        inner = {
+            k: v
+            for k, v in phpform.parse_query(query).items()
+            if not k.startswith("__") and k.lower() != "auth"
+        }
+        inner = _substitute(inner, results)
+        try:
+            value, info = execute(world, auth, method, inner, in_batch=True)
+        except ApiError as err:
+            errors[label] = _error(err)
+            if halt:
+                break
+            continue
+        if isinstance(value, Page):
+            results[label] = {value.wrap: value.rows} if value.wrap else value.rows
+            totals[label] = value.total
+            if value.next is not None:
+                nexts[label] = value.next
+        else:
+            results[label] = value
+        times[label] = info
+    return {
+        "result": php_array(results),
+        "result_error": php_array(errors),
+        "result_total": php_array(totals),
+        "result_next": php_array(nexts),
+        "result_time": php_array(times),
+    }
+
+
+# one HTTP request --------------------------------------------------------------------------
+def _reply(result: Any, info: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(result, Page):
+        body: dict[str, Any] = {
+            "result": {result.wrap: result.rows} if result.wrap else result.rows
+        }
+        if result.next is not None:
+            body["next"] = result.next
+        body["total"] = result.total
+        body["time"] = info
+        return body
+    return {"result": result, "time": info}
+
+
+def _inner_methods(method: str, params: dict[str, Any]) -> list[str]:
+    names = [method]
+    if method == "batch":
+        cmd = params.get("cmd")
+        values = cmd.values() if isinstance(cmd, dict) else cmd if isinstance(cmd, list) else []
+        names.extend(normalize_method(str(v).partition("?")[0]) for v in values)
+    return names
+
+
+def serve_call(
+    world: World,
+    raw_method: str,
+    params: dict[str, Any],
+    webhook: tuple[str, str] | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """Answer one REST request; returns (HTTP status, JSON body)."""
+    method = normalize_method(raw_method)
+    try:
+        if webhook is not None:
+            auth = oauth.authenticate_webhook(world, *webhook)
+        else:
+            token = params.get("auth")
+            auth = oauth.authenticate_token(world, token if isinstance(token, str) else None)
+    except ApiError as err:
+        return err.status, _error(err)
+    portal = auth.portal
+    public = {k: v for k, v in params.items() if k.lower() != "auth"}
+    with world.lock:
+        portal.request_total += 1
+        portal.requests[method] += 1
+    status, body = 200, {}
+    try:
+        fault = limits.take_fault(world, portal, _inner_methods(method, public))
+        if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.status is not None:
+                raise ApiError(fault.code, fault.description, fault.status)
+        limits.bucket_take(world, portal)
+        result, info = execute(world, auth, method, public)
+        body = _reply(result, info)
+    except ApiError as err:
+        status, body = err.status, _error(err)
+    with world.lock:
+        if status == 503:
+            limits.state(portal).rejected_503 += 1
+        portal.log(
+            WireRecord(
+                world.timestamp(),
+                "in",
+                "batch" if method == "batch" else "rest",
+                method,
+                status,
+                public,
+                body,
+            )
+        )
+    return status, body
