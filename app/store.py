@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     Float,
     Integer,
@@ -81,7 +82,7 @@ runs = Table(
     Column("status", String(16), nullable=False),  # ok, failed, retrying
     Column("error", Text, nullable=True),
     Column("attempts", Integer, nullable=False, default=1),
-    Column("duration_ms", Integer, nullable=False, default=0),
+    Column("duration_ms", BigInteger, nullable=False, default=0),
     Column("started_at", Float, nullable=False),
     Column("finished_at", Float, nullable=True),
 )
