@@ -410,11 +410,10 @@ class PortalClient:
         same batch request; they are passed through as strings for the portal to fill in.
         """
         labels = list(commands)
-        chunks = [labels[i : i + BATCH_LIMIT] for i in range(0, len(labels), BATCH_LIMIT)]
-        outcome = BatchResult()
-        for chunk in chunks:
+        requests_cmd: list[dict[str, str]] = []
+        for first in range(0, len(labels), BATCH_LIMIT):
             cmd: dict[str, str] = {}
-            for label in chunk:
+            for label in labels[first : first + BATCH_LIMIT]:
                 method, params = commands[label]
                 prepared = _without_none(to_portal(dict(params or {})))
                 for ref in _references(prepared):
@@ -424,11 +423,14 @@ class PortalClient:
                             "an earlier command of the same 50-command request"
                         )
                 cmd[label] = f"{method}?{http_build_query(prepared)}"
+            requests_cmd.append(cmd)
+        outcome = BatchResult()
+        for cmd in requests_cmd:
             payload = {"halt": 1 if halt else 0, "cmd": cmd}
             reply = self._run(
                 lambda bitrix, payload=payload: bitrix.call("batch", payload, raw=True)
             )
-            self._collect(reply, {label: commands[label][0] for label in chunk}, outcome)
+            self._collect(reply, {label: commands[label][0] for label in cmd}, outcome)
             if halt and outcome.errors:
                 break
         return outcome
