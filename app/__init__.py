@@ -24,6 +24,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     app.extensions["robot_server"] = services
     app.register_blueprint(web.bp)
+    for route in services.registry.routes:
+        app.add_url_rule(route.rule, route.endpoint, route.view, methods=list(route.methods))
     cli.init_app(app)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     return app

@@ -319,3 +319,52 @@ def sync_portal(member_id: str) -> dict[str, Any]:
         started_at=started,
     )
     return report
+
+
+# Schedules ---------------------------------------------------------------------------------
+
+
+def run_schedule(name: str) -> int:
+    """Fan a schedule out: one job per installed portal (so one slow portal delays no other)."""
+    from app.services import BULK
+
+    s = _services()
+    if name not in s.registry.schedules:
+        raise AppError(f"unknown schedule {name}")
+    portals = s.store.installations()
+    for inst in portals:
+        s.enqueue(BULK, run_schedule_for, name, inst.member_id)
+    return len(portals)
+
+
+def run_schedule_for(name: str, member_id: str) -> dict[str, Any] | None:
+    """Run one schedule for one portal and record the run."""
+    s = _services()
+    schedule = s.registry.schedules[name]
+    if s.store.installation(member_id) is None:
+        return None
+    started = time.time()
+    attempt, _ = _attempt()
+    logger = logging.LoggerAdapter(log, {"member_id": member_id, "schedule": name})
+    ctx = EventContext(
+        member_id=member_id,
+        portal=s.portal(member_id),
+        settings=PortalSettings(s.store, member_id),
+        clock=s.clock,
+        log=logger,
+        services=s,
+        event=f"schedule:{name}",
+    )
+    try:
+        report = dict(schedule.run(ctx) or {})
+    except Exception as exc:
+        s.store.record_run(
+            member_id=member_id, kind="schedule", name=name, status="failed",
+            error=f"{type(exc).__name__}: {exc}", attempts=attempt, started_at=started,
+        )
+        raise
+    s.store.record_run(
+        member_id=member_id, kind="schedule", name=name, result=report, status="ok",
+        attempts=attempt, started_at=started,
+    )
+    return report

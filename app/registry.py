@@ -199,12 +199,40 @@ class SmsProvider:
     description: Text | str = ""
 
 
+@dataclass(frozen=True)
+class Route:
+    """A public HTTP endpoint a feature adds (tracking pixel, SMS delivery reports, pages).
+
+    ``view`` is a plain Flask view; it uses app.web's helpers (verify, enqueue_once) and
+    must answer at once, leaving any portal call to a job.
+    """
+
+    rule: str
+    endpoint: str
+    view: Callable[..., Any]
+    methods: tuple[str, ...] = ("GET",)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Work that runs on a clock for every installed portal (``rq cron``, see app/cron.py).
+
+    ``run(ctx)`` gets an EventContext of one portal and returns a small report.
+    """
+
+    name: str
+    cron: str  # five-field cron expression, in UTC
+    run: Callable[[EventContext], Mapping[str, Any] | None]
+
+
 @dataclass
 class Registry:
     robots: dict[str, Robot] = field(default_factory=dict)
     triggers: dict[str, Trigger] = field(default_factory=dict)
     events: EventRouter = field(default_factory=EventRouter)
     sms_provider: SmsProvider | None = None
+    routes: list[Route] = field(default_factory=list)
+    schedules: dict[str, Schedule] = field(default_factory=dict)
 
     def add(
         self,
@@ -212,6 +240,8 @@ class Registry:
         triggers: Iterable[Trigger] = (),
         router: EventRouter | None = None,
         sms_provider: SmsProvider | None = None,
+        routes: Iterable[Route] = (),
+        schedules: Iterable[Schedule] = (),
     ) -> Registry:
         for robot in robots:
             if robot.code in self.robots:
@@ -224,12 +254,20 @@ class Registry:
         if router is not None:
             self.events.include(router)
         if sms_provider is not None:
+            if self.sms_provider is not None:
+                raise ValueError("a second SMS provider declared")
             self.sms_provider = sms_provider
+        self.routes.extend(routes)
+        for schedule in schedules:
+            if schedule.name in self.schedules:
+                raise ValueError(f"schedule {schedule.name} declared twice")
+            self.schedules[schedule.name] = schedule
         return self
 
     @classmethod
     def load(cls, modules: Iterable[str] = DEFAULT_MODULES) -> Registry:
-        """Collect what each module offers: ROBOTS, TRIGGERS, router, SMS_PROVIDER."""
+        """Collect what each module offers: ROBOTS, TRIGGERS, router, SMS_PROVIDER, ROUTES,
+        SCHEDULES."""
         registry = cls()
         for name in modules:
             module = importlib.import_module(name)
@@ -238,6 +276,8 @@ class Registry:
                 triggers=getattr(module, "TRIGGERS", ()),
                 router=getattr(module, "router", None),
                 sms_provider=getattr(module, "SMS_PROVIDER", None),
+                routes=getattr(module, "ROUTES", ()),
+                schedules=getattr(module, "SCHEDULES", ()),
             )
         return registry
 

@@ -41,13 +41,13 @@ def services() -> Services:
     return current_app.extensions["robot_server"]
 
 
-def _form() -> dict[str, Any]:
+def form_data() -> dict[str, Any]:
     if request.mimetype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
         raise BadRequest("expected a form POST (application/x-www-form-urlencoded)")
     return parse_form(request.form.items(multi=True))
 
 
-def _verify(auth: Auth) -> Installation:
+def verify(auth: Auth) -> Installation:
     """The installation the callback claims to come from, or Unauthorized."""
     installation = services().store.installation(auth.member_id)
     if installation is None:
@@ -57,7 +57,7 @@ def _verify(auth: Auth) -> Installation:
     return installation
 
 
-def _job_id(kind: str, key: str) -> str:
+def job_id(kind: str, key: str) -> str:
     return f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:40]}"
 
 
@@ -66,7 +66,7 @@ def _first_time(key: str) -> bool:
     return bool(services().redis.set(f"seen:{key}", 1, nx=True, ex=DEDUPE_TTL))
 
 
-def _enqueue_once(key: str, queue: str, func: Any, *args: Any, **options: Any) -> bool:
+def enqueue_once(key: str, queue: str, func: Any, *args: Any, **options: Any) -> bool:
     if not _first_time(key):
         return False
     try:
@@ -77,19 +77,19 @@ def _enqueue_once(key: str, queue: str, func: Any, *args: Any, **options: Any) -
     return True
 
 
-@bp.errorhandler(BadRequest)
+@bp.app_errorhandler(BadRequest)
 def _bad_request(exc: BadRequest) -> tuple[Response, int]:
     log.info("bad callback on %s: %s", request.path, exc)
     return jsonify(error="bad_request", error_description=str(exc)), 400
 
 
-@bp.errorhandler(Unauthorized)
+@bp.app_errorhandler(Unauthorized)
 def _unauthorized(exc: Unauthorized) -> tuple[Response, int]:
     log.warning("rejected callback on %s: %s", request.path, exc)
     return jsonify(error="unauthorized", error_description=str(exc)), 401
 
 
-@bp.errorhandler(RedisError)
+@bp.app_errorhandler(RedisError)
 def _queue_down(exc: RedisError) -> tuple[Response, int]:
     log.error("queue unavailable: %s", type(exc).__name__)
     return jsonify(error="unavailable", error_description="queue unavailable, try again"), 503
@@ -106,7 +106,7 @@ def install() -> Any:
     """Both ways a portal installs the app: the ONAPPINSTALL event and the install page."""
     if request.method == "GET":
         return Response("POST the install callback here.", mimetype="text/plain")
-    call = InstallCall.from_form(_form(), request.args)
+    call = InstallCall.from_form(form_data(), request.args)
     _queue_install(call)
     if call.from_page:
         return Response(INSTALL_FINISH_PAGE, mimetype="text/html")
@@ -117,22 +117,22 @@ def _queue_install(call: InstallCall) -> None:
     sealed = services().store.box.encrypt_json(to_dict(call))
     # An install for a portal is processed once per application token and refresh token.
     key = f"install:{call.member_id}:{call.application_token}:{call.refresh_token}"
-    _enqueue_once(key, EVENTS, jobs.install_portal, sealed, job_id=_job_id("install", key))
+    enqueue_once(key, EVENTS, jobs.install_portal, sealed, job_id=job_id("install", key))
 
 
 @bp.post("/robots/<code>")
 def robot(code: str) -> Any:
-    call = RobotCall.from_form(_form())
+    call = RobotCall.from_form(form_data())
     if call.code != code or services().registry.robot(code) is None:
         raise BadRequest(f"unknown robot {code[:60]!r}")
-    _verify(call.auth)
+    verify(call.auth)
     retry = jobs.retry_within(call.timeout_duration, services().settings.robot_retry_intervals)
-    queued = _enqueue_once(
+    queued = enqueue_once(
         call.dedupe_key,
         ROBOTS,
         jobs.run_robot,
         to_dict(call),
-        job_id=_job_id("robot", call.dedupe_key),
+        job_id=job_id("robot", call.dedupe_key),
         retry=retry,
     )
     return jsonify(status="queued" if queued else "duplicate")
@@ -140,20 +140,20 @@ def robot(code: str) -> Any:
 
 @bp.post("/events")
 def event() -> Any:
-    form = _form()
+    form = form_data()
     if str(form.get("event", "")).upper() == "ONAPPINSTALL":
         _queue_install(InstallCall.from_form(form, request.args))
         return jsonify(status="success")
     call = EventCall.from_form(form)
-    _verify(call.auth)
+    verify(call.auth)
     if not services().registry.events.handlers(call.event):
         return jsonify(status="ignored")
-    queued = _enqueue_once(
+    queued = enqueue_once(
         call.dedupe_key,
         EVENTS,
         jobs.handle_event,
         to_dict(call),
-        job_id=_job_id("event", call.dedupe_key),
+        job_id=job_id("event", call.dedupe_key),
         retry=jobs.retry_within(0, (10, 60, 300)),
     )
     return jsonify(status="queued" if queued else "duplicate")

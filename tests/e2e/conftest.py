@@ -1,0 +1,130 @@
+"""The whole product on one machine: the emulated portal, the app over HTTP, Redis, a worker.
+
+``stack`` gives a portal with the app registered (not yet installed), the app served by a
+real threaded HTTP server, a real Redis and RQ's SimpleWorker, which runs the queued jobs in
+this process when ``stack.settle()`` is called, until nothing is left to do on either side.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis
+from rq import SimpleWorker
+from werkzeug.serving import make_server
+
+from app import create_app
+from app.services import QUEUES, Services
+from app.settings import Settings
+from fakeportal.automation import outbox
+from fakeportal.server import Server
+from fakeportal.state import Portal, World
+from fakeportal.testing import AdminClient
+
+SCOPE = ["crm", "bizproc", "placement", "messageservice", "task", "im", "user", "calendar"]
+
+
+class _Deferred:
+    """A WSGI app set after the server is bound (the app needs its own URL)."""
+
+    app: Any = None
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        return self.app(environ, start_response)
+
+
+@dataclass
+class Stack:
+    world: World
+    portal: Portal
+    admin: AdminClient
+    services: Services
+    client_id: str
+    app_url: str
+    worker: SimpleWorker
+    jobs_run: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def member_id(self) -> str:
+        return self.portal.member_id
+
+    def install(self, mode: str = "event") -> dict[str, Any]:
+        result = self.admin.install_app(
+            member_id=self.member_id, client_id=self.client_id, mode=mode
+        )
+        self.settle()
+        return result
+
+    def registrations(self) -> dict[str, Any]:
+        apps = self.admin.apps(member_id=self.member_id)
+        return next(a for a in apps if a["client_id"] == self.client_id)
+
+    def run_jobs(self) -> int:
+        """Run every queued job once (SimpleWorker in burst mode); how many ran."""
+        before = self.worker.successful_job_count + self.worker.failed_job_count
+        self.worker.work(burst=True, with_scheduler=True)
+        after = self.worker.successful_job_count + self.worker.failed_job_count
+        self.jobs_run += after - before
+        return after - before
+
+    def settle(self, timeout: float = 20.0) -> None:
+        """Until the portal's outbox is empty, no robot waits, and no job is queued."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            outbox.wait_idle(self.world, timeout=max(0.1, deadline - time.monotonic()))
+            ran = self.run_jobs()
+            queued = sum(self.services.queue(q).count for q in QUEUES)
+            if not ran and not queued and outbox.wait_idle(self.world, 0.2)["idle"]:
+                return
+        raise AssertionError("the stack did not settle in time")
+
+
+@pytest.fixture
+def app_settings(redis_url: str, database_url: str, fakeportal_server: Server) -> Settings:
+    return Settings(
+        client_id=f"local.{secrets.token_hex(7)}.12345678",
+        client_secret=secrets.token_urlsafe(24),
+        oauth_url=f"{fakeportal_server.url}/oauth/token/",
+        base_url="",  # set once the app's server is bound
+        redis_url=redis_url,
+        database_url=database_url,
+        secret_key=secrets.token_urlsafe(32),
+        testing=True,
+    )
+
+
+@pytest.fixture
+def stack(
+    fake_world: World, fakeportal_server: Server, app_settings: Settings, redis_url: str
+) -> Iterator[Stack]:
+    conn = redis.Redis.from_url(redis_url)
+    conn.flushdb()
+    deferred = _Deferred()
+    server = make_server("127.0.0.1", 0, deferred, threaded=True)
+    app_url = f"http://127.0.0.1:{server.server_port}"
+    settings = app_settings.with_(base_url=app_url)
+    services = Services(settings)
+    deferred.app = create_app(services=services)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    admin = AdminClient(fakeportal_server.url)
+    portal = fake_world.add_portal(domain="solar.bitrix24.test", timezone="Europe/Warsaw",
+                                   country="PL", language="en")
+    admin.register_app(
+        client_id=settings.client_id, client_secret=settings.client_secret,
+        install_url=f"{app_url}/install", scope=SCOPE,
+    )
+    worker = SimpleWorker([services.queue(q) for q in QUEUES], connection=services.redis)
+    try:
+        yield Stack(fake_world, portal, admin, services, settings.client_id, app_url, worker)
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        conn.close()
