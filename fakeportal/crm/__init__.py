@@ -1,0 +1,70 @@
+"""The emulated portal's CRM and workspace: state, rules and REST methods.
+
+Importing the package registers the REST methods (crm.deal.*, crm.item.*, crm.category.*,
+crm.status.*, crm.contact.*, crm.company.*, user fields, product rows, timeline comments,
+activities, tasks.task.*, im.notify.*, calendar.*, user.*, department.get) and the admin
+actions, and seeds every new portal (``portal.created``): users 1..5 (1 is the admin
+"Ivan Petrov"), departments, deal funnel 0 with the standard stages, the smart invoice funnel.
+
+Python functions for the automation side and the admin surface (call them under
+``world.lock``; ``user_id`` None means "made by automation on behalf of nobody"):
+
+- ``create_category(portal, name, stages=None) -> id``: a deal funnel; ``stages`` are
+  ``(status_id_suffix, name, semantics)`` (semantics P/S/F or process/success/failure/apology),
+  ``C<N>:`` is prefixed; None gives the portal's default stage set.
+- ``create_deal(portal, fields, user_id=None) -> id``: as crm.deal.add (upper-case names).
+- ``update_deal(portal, deal_id, fields, user_id=None)``: as crm.deal.update (funnel fixed,
+  other-funnel STAGE_ID ignored).
+- ``move_deal(portal, deal_id, stage_id, user_id=None)``: into a stage, moving funnels when
+  the stage is another funnel's (ONCRMDEALMOVETOCATEGORY).
+- ``change_category(portal, deal_id, category_id, stage_id=None, user_id=None)``.
+- ``get_deal(portal, deal_id) -> dict``: the crm.deal.get form (strings).
+- ``delete_deal(portal, deal_id, user_id=None)``.
+- ``create_contact(portal, fields, user_id=None) -> id`` / ``create_company(...)``.
+- ``add_user_field(portal, "DEAL", name, type, label=None, multiple=False, ...) -> id``.
+- ``stages(portal, entity_type_id, category_id)``: stage rows of a funnel;
+  ``find_stage(portal, 2, "C1:WON")``.
+- ``create_invoice(portal, fields, user_id=None)`` / ``move_invoice(...)``: smart invoices.
+- ``add_timeline_comment(portal, entity_type, entity_id, text, user_id=None)``,
+  ``add_todo(portal, owner_type_id, owner_id, deadline, title, ...)``,
+  ``create_task(portal, fields, user_id=None)``, ``notify(portal, user_id, message, ...)``.
+
+Signals sent: ``crm.event`` ``(portal, name, fields, user_id)`` on every change and
+``deal.stage_entered`` ``(portal, deal_id, stage_id, category_id, user_id)`` after a deal is
+created in or moved into a stage.
+"""
+
+from __future__ import annotations
+
+from . import seed
+from .categories import create_category, find_stage, stages
+from .deals import (
+    change_category,
+    create_deal,
+    delete_deal,
+    get_deal,
+    list_deals,
+    move_deal,
+    update_deal,
+)
+from .items import create_invoice, move_invoice, update_deal_item
+from .userfields import add_user_field
+
+seed.connect()
+
+__all__ = [
+    "add_user_field",
+    "change_category",
+    "create_category",
+    "create_deal",
+    "create_invoice",
+    "delete_deal",
+    "find_stage",
+    "get_deal",
+    "list_deals",
+    "move_deal",
+    "move_invoice",
+    "stages",
+    "update_deal",
+    "update_deal_item",
+]
