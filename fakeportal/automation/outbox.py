@@ -1,0 +1,248 @@
+"""Everything the portal POSTs to apps, delivered by one background thread per world.
+
+Install events, robot calls, event deliveries and SMS are queued here while the world lock is
+held and sent later, outside the lock, in order, form-urlencoded with PHP bracket keys, with
+a timeout and no retries (the real queue server does not retry). Each delivery is written to
+``portal.wire`` with direction ``"out"``. A ticker in the same runtime fires robot delays and
+timeouts against the world clock.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import secrets
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from fakeportal.state import WireRecord
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fakeportal.state import Portal, World
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 10.0
+TICK_SECONDS = 0.05
+Done = Callable[[int, str], None]  # (http status or 0, response text)
+
+
+def flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Nested dicts/lists as PHP bracket form pairs; every value a string.
+
+    ``{"auth": {"a": 1}, "ids": ["x", "y"]}`` -> ``[("auth[a]", "1"), ("ids[0]", "x"), ...]``.
+    """
+    pairs: list[tuple[str, str]] = []
+    if isinstance(data, dict):
+        items: Any = data.items()
+    elif isinstance(data, (list, tuple)):
+        items = enumerate(data)
+    else:
+        return [(prefix, _scalar(data))]
+    for key, value in items:
+        name = f"{prefix}[{key}]" if prefix else str(key)
+        if isinstance(value, (dict, list, tuple)):
+            if not value:
+                continue  # PHP's http_build_query drops empty arrays
+            pairs.extend(flatten(value, name))
+        else:
+            pairs.append((name, _scalar(value)))
+    return pairs
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return ""
+    if value is True:
+        return "1"
+    if value is False:
+        return "0"
+    return str(value)
+
+
+@dataclass
+class Delivery:
+    """One POST waiting to go out."""
+
+    portal: Portal
+    kind: str  # "install", "event", "robot", "sms", "page"
+    name: str  # event name, robot code, sender code
+    url: str
+    form: list[tuple[str, str]]
+    params: dict[str, str] | None = None  # query string (install page)
+    on_done: Done | None = None
+
+
+@dataclass
+class Runtime:
+    """The per-world machinery: secret, outbox queue, delivery thread, ticker."""
+
+    world: World
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    queue: collections.deque[Delivery] = field(default_factory=collections.deque)
+    in_flight: int = 0
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    timeout: float = DEFAULT_TIMEOUT
+    session: requests.Session = field(default_factory=requests.Session)
+    tickers: list[Callable[[World], None]] = field(default_factory=list)
+    busy_checks: list[Callable[[World], int]] = field(default_factory=list)
+    stopped: bool = False
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> None:
+        for target, name in ((self._deliver_loop, "outbox"), (self._tick_loop, "ticker")):
+            thread = threading.Thread(target=target, name=f"fakeportal-{name}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify_all()
+
+    # queue -------------------------------------------------------------------------------
+    def put(self, delivery: Delivery) -> None:
+        with self.cond:
+            self.queue.append(delivery)
+            self.cond.notify_all()
+
+    def pending(self) -> int:
+        with self.cond:
+            return len(self.queue) + self.in_flight
+
+    def _deliver_loop(self) -> None:
+        while True:
+            with self.cond:
+                while not self.queue and not self.stopped:
+                    self.cond.wait()
+                if self.stopped:
+                    return
+                delivery = self.queue.popleft()
+                self.in_flight += 1
+            try:
+                self._deliver(delivery)
+            except Exception:  # a broken callback must not kill the delivery thread
+                log.exception("outbox delivery of %s %s failed", delivery.kind, delivery.name)
+            finally:
+                with self.cond:
+                    self.in_flight -= 1
+                    self.cond.notify_all()
+
+    def _deliver(self, d: Delivery) -> None:
+        status, text = 0, ""
+        timeout = float(self.world.config.get("outbox_timeout", self.timeout))
+        try:
+            resp = self.session.post(d.url, data=d.form, params=d.params, timeout=timeout)
+            status, text = resp.status_code, resp.text
+        except requests.RequestException as exc:
+            text = f"{type(exc).__name__}: {exc}"
+        with self.world.lock:
+            d.portal.log(
+                WireRecord(
+                    at=self.world.timestamp(),
+                    direction="out",
+                    kind=d.kind,
+                    name=d.name,
+                    status=status,
+                    request={"url": d.url, "query": d.params, "form": dict(d.form)},
+                    response=text[:2000],
+                )
+            )
+            if d.on_done is not None:
+                d.on_done(status, text)
+
+    # ticker ------------------------------------------------------------------------------
+    def tick(self) -> None:
+        """Run due timers (robot delays and timeouts) once."""
+        with self.world.lock:
+            for ticker in list(self.tickers):
+                ticker(self.world)
+
+    def _tick_loop(self) -> None:
+        while not self.stopped:
+            try:
+                self.tick()
+            except Exception:
+                log.exception("automation ticker failed")
+            time.sleep(TICK_SECONDS)
+
+    def busy(self) -> int:
+        """Robots still waiting for an answer or a timer (not counting the outbox)."""
+        with self.world.lock:
+            return sum(check(self.world) for check in self.busy_checks)
+
+
+_runtimes: weakref.WeakKeyDictionary[World, Runtime] = weakref.WeakKeyDictionary()
+_runtimes_lock = threading.Lock()
+_setup: list[Callable[[Runtime], None]] = []
+
+
+def on_runtime(setup: Callable[[Runtime], None]) -> None:
+    """Register a hook run for every new runtime (tickers, busy checks)."""
+    _setup.append(setup)
+
+
+def runtime(world: World) -> Runtime:
+    """The world's runtime, started on first use."""
+    with _runtimes_lock:
+        rt = _runtimes.get(world)
+        if rt is None:
+            rt = Runtime(world)
+            for setup in _setup:
+                setup(rt)
+            _runtimes[world] = rt
+            rt.start()
+        return rt
+
+
+def world_of(portal: Portal) -> World | None:
+    """The world a portal belongs to (signals carry only the portal)."""
+    with _runtimes_lock:
+        worlds = list(_runtimes.keys())
+    for world in worlds:
+        if world.portals.get(portal.member_id) is portal:
+            return world
+    return None
+
+
+def enqueue(
+    world: World,
+    portal: Portal,
+    kind: str,
+    name: str,
+    url: str,
+    form: dict[str, Any] | list[tuple[str, str]],
+    *,
+    params: dict[str, str] | None = None,
+    on_done: Done | None = None,
+) -> None:
+    """Queue a form POST to an app; it is sent later by the delivery thread."""
+    pairs = flatten(form) if isinstance(form, dict) else list(form)
+    runtime(world).put(Delivery(portal, kind, name, url, pairs, params, on_done))
+
+
+def wait_idle(world: World, timeout: float = 10.0) -> dict[str, Any]:
+    """Block until the outbox is empty and no robot is waiting or delayed (or timeout).
+
+    Returns ``{"idle": bool, "pending": <POSTs not yet sent>, "waiting": <robots busy>}``.
+    """
+    rt = runtime(world)
+    deadline = time.monotonic() + timeout
+    while True:
+        rt.tick()
+        pending, waiting = rt.pending(), rt.busy()
+        if pending == 0 and waiting == 0:
+            # a completed delivery may have queued the next robot: re-check once settled
+            if rt.pending() == 0:
+                return {"idle": True, "pending": 0, "waiting": 0}
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return {"idle": False, "pending": pending, "waiting": waiting}
+        with rt.cond:
+            rt.cond.wait(min(left, TICK_SECONDS))
