@@ -15,12 +15,11 @@ import redis
 import requests
 
 import fakeportal
-import fakeportal.crm.categories  # noqa: F401  TEMP
 from app.bitrix import PortalClient, Tokens
 from app.errors import AuthFailed, PortalError, PortalUnavailable
 from app.ratelimit import PortalBudget
 from app.settings import Settings
-from fakeportal import admin, limits
+from fakeportal import admin, crm, limits
 from fakeportal.state import Portal, World
 
 FAST_RETRIES = (0.01, 0.02, 0.03)
@@ -225,6 +224,58 @@ def test_batch_reference_across_requests_is_refused(env: Env) -> None:
     with pytest.raises(ValueError, match="t0"):
         client.batch(commands)
     assert client.requests_made == 0
+
+
+# lists -----------------------------------------------------------------------------------
+def add_deals(env: Env, count: int) -> list[int]:
+    with env.world.lock:
+        return [
+            crm.create_deal(env.portal, {"TITLE": f"Deal {n}", "OPPORTUNITY": n})
+            for n in range(count)
+        ]
+
+
+def test_list_reads_every_page(env: Env) -> None:
+    ids = add_deals(env, 120)
+    client = env.client()
+    rows = client.list("crm.deal.list", {"select": ["ID", "TITLE"]})
+    assert [int(row["ID"]) for row in rows] == ids  # all of them, in ID order
+    assert rows[0]["TITLE"] == "Deal 0"
+    assert client.requests_made == 2  # page one, then one batch for pages two and three
+    assert env.last_request("batch")["cmd"]  # the rest came through fast_bitrix24's batch
+
+
+def test_list_with_a_filter_and_an_empty_result(env: Env) -> None:
+    add_deals(env, 60)
+    client = env.client()
+    rows = client.list("crm.deal.list", {"filter": {">=OPPORTUNITY": 55}, "select": ["ID"]})
+    assert len(rows) == 5
+    assert client.list("crm.deal.list", {"filter": {"TITLE": "nothing"}}) == []
+    with pytest.raises(ValueError):
+        client.list("crm.deal.list", {"order": {"ID": "DESC"}})
+
+
+def test_list_due_pages_with_start_minus_one(env: Env) -> None:
+    ids = add_deals(env, 120)
+    client = env.client()
+    rows = list(client.list_due("crm.deal.list", {"select": ["ID"], "filter": {">=ID": ids[0]}}))
+    assert [int(row["ID"]) for row in rows] == ids
+    assert client.requests_made == 3  # 50 + 50 + 20 rows, no COUNT
+    pages = [r.request for r in env.portal.wire if r.name == "crm.deal.list"]
+    assert [page["start"] for page in pages] == [-1, -1, -1]
+    assert pages[0]["order"] == {"ID": "ASC"}
+    assert pages[1]["filter"] == {">=ID": ids[0], ">ID": str(ids[49])}  # crm.deal ids are strings
+    assert pages[2]["filter"][">ID"] == str(ids[99])
+
+
+def test_list_due_unwraps_items_with_camel_case_ids(env: Env) -> None:
+    ids = add_deals(env, 55)
+    client = env.client()
+    rows = list(
+        client.list_due("crm.item.list", {"entityTypeId": 2, "select": ["id"]}, id_key="id")
+    )
+    assert [row["id"] for row in rows] == ids
+    assert client.requests_made == 2
 
 
 # OAuth -----------------------------------------------------------------------------------
