@@ -39,10 +39,11 @@ def _user_row(call: Call) -> dict[str, Any]:
     return row
 
 
-def _wire(value: Any) -> Any:
+def _wire(call: Call, value: Any) -> Any:
     """A stored user value as ``user.*`` methods print it (ids as strings, ISO dates)."""
     if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
+        zone = _zone(call)
+        return (value.astimezone(zone) if zone else value).isoformat(timespec="seconds")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, int) and not isinstance(value, bool):
@@ -61,7 +62,7 @@ def user_current(call: Call) -> dict[str, Any]:
         if key == "UF_DEPARTMENT":
             out[key] = [int(v) for v in value or []]
         else:
-            out[key] = _wire(value)
+            out[key] = _wire(call, value)
     return out
 
 
