@@ -6,7 +6,7 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,8 +19,9 @@ from app.bitrix import PortalClient, Tokens
 from app.errors import AuthFailed, PortalError, PortalUnavailable
 from app.ratelimit import PortalBudget
 from app.settings import Settings
-from fakeportal import admin, crm, limits
+from fakeportal import crm
 from fakeportal.state import Portal, World
+from fakeportal.testing import AdminClient
 
 FAST_RETRIES = (0.01, 0.02, 0.03)
 
@@ -48,9 +49,9 @@ class MemoryStore:
 class Env:
     """One fresh portal with the app installed, its tokens in a store, and settings."""
 
-    server: fakeportal.Server
     world: World
     portal: Portal
+    admin: AdminClient
     store: MemoryStore
     settings: Settings
     redis: redis.Redis
@@ -65,25 +66,29 @@ class Env:
             self.member_id, store=self.store, settings=self.settings, redis=self.redis, **kwargs
         )
 
-    def refreshes_served(self) -> list[Any]:
-        """Successful refreshes the OAuth server answered for this portal."""
-        return [r for r in self.portal.wire if r.kind == "oauth" and r.status == 200]
+    def refreshes_served(self) -> int:
+        """Refreshes the OAuth server granted for this portal."""
+        log = self.admin.wire_log(member_id=self.member_id, kind="oauth")
+        return len([r for r in log if r["status"] == 200])
 
     def last_request(self, kind: str = "rest") -> Any:
-        return [r for r in self.portal.wire if r.kind == kind][-1].request
+        return self.admin.wire_log(member_id=self.member_id, kind=kind)[-1]["request"]
+
+    def requests(self, method: str | None = None) -> list[Any]:
+        log = self.admin.wire_log(member_id=self.member_id)
+        return [r["request"] for r in log if r["direction"] == "in" and r["name"] == method]
+
+    def counters(self) -> dict[str, Any]:
+        return self.admin.requests(member_id=self.member_id)
 
     def limit(self, **values: Any) -> None:
-        admin.set_limits(self.world, member_id=self.member_id, **values)
+        self.admin.set_limits(member_id=self.member_id, **values)
 
     def fault(self, **values: Any) -> None:
-        admin.inject_fault(self.world, member_id=self.member_id, **values)
+        self.admin.inject_fault(member_id=self.member_id, **values)
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[fakeportal.Server]:
-    srv = fakeportal.serve()
-    yield srv
-    srv.stop()
+    def expire_tokens(self) -> None:
+        self.admin.expire_tokens(member_id=self.member_id)
 
 
 @pytest.fixture
@@ -93,35 +98,45 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
-def make_env(server: fakeportal.Server, redis_client: redis.Redis, **settings: Any) -> Env:
-    world = server.world
-    portal = world.add_portal()
-    app = admin.register_app(world, scope=["crm", "bizproc", "user"])
-    issued = admin.issue_tokens(world, app["client_id"], portal.member_id)
-    store = MemoryStore()
-    store.save_tokens(
-        portal.member_id,
-        Tokens(
-            issued["access_token"],
-            issued["refresh_token"],
-            float(issued["expires"]),
-            issued["client_endpoint"],
-        ),
-    )
-    store.saves = 0
-    config = Settings(
-        client_id=app["client_id"],
-        client_secret=app["client_secret"],
-        oauth_url=f"{server.url}/oauth/token/",
-        portal_burst=50,
-        portal_rate=50.0,
-    ).with_(**settings)
-    return Env(server, world, portal, store, config, redis_client)
+@pytest.fixture
+def make_env(
+    fakeportal_server: fakeportal.Server,
+    fake_world: World,
+    fake_admin: AdminClient,
+    redis_client: redis.Redis,
+) -> Callable[..., Env]:
+    """A factory of fresh portals (each with its own member_id, so its own Redis keys)."""
+
+    def make(**settings: Any) -> Env:
+        portal = fake_world.portal(fake_admin.create_portal()["member_id"])
+        app = fake_admin.register_app(scope=["crm", "bizproc", "user"])
+        issued = fake_admin.issue_tokens(client_id=app["client_id"], member_id=portal.member_id)
+        store = MemoryStore()
+        store.save_tokens(
+            portal.member_id,
+            Tokens(
+                issued["access_token"],
+                issued["refresh_token"],
+                float(issued["expires"]),
+                issued["client_endpoint"],
+            ),
+        )
+        store.saves = 0
+        config = Settings(
+            client_id=app["client_id"],
+            client_secret=app["client_secret"],
+            oauth_url=f"{fakeportal_server.url}/oauth/token/",
+            portal_burst=50,
+            portal_rate=50.0,
+        ).with_(**settings)
+        return Env(fake_world, portal, fake_admin, store, config, redis_client)
+
+    return make
 
 
 @pytest.fixture
-def env(server: fakeportal.Server, redis_client: redis.Redis) -> Env:
-    return make_env(server, redis_client)
+def env(make_env: Callable[..., Env]) -> Env:
+    return make_env()
 
 
 def add_status(client: PortalClient, n: int) -> int:
@@ -139,7 +154,7 @@ def test_call_returns_the_result_and_counts_requests(env: Env) -> None:
     row = client.call("crm.status.get", {"id": new_id})
     assert row["STATUS_ID"] == "SRC_1" and row["NAME"] == "Source 1"
     assert client.requests_made == 2
-    assert env.portal.request_total == 2
+    assert env.counters()["total"] == 2
 
 
 def test_booleans_go_out_as_y_n(env: Env) -> None:
@@ -261,7 +276,7 @@ def test_list_due_pages_with_start_minus_one(env: Env) -> None:
     rows = list(client.list_due("crm.deal.list", {"select": ["ID"], "filter": {">=ID": ids[0]}}))
     assert [int(row["ID"]) for row in rows] == ids
     assert client.requests_made == 3  # 50 + 50 + 20 rows, no COUNT
-    pages = [r.request for r in env.portal.wire if r.name == "crm.deal.list"]
+    pages = env.requests("crm.deal.list")
     assert [page["start"] for page in pages] == [-1, -1, -1]
     assert pages[0]["order"] == {"ID": "ASC"}
     assert pages[1]["filter"] == {">=ID": ids[0], ">ID": str(ids[49])}  # crm.deal ids are strings
@@ -282,7 +297,7 @@ def test_list_due_unwraps_items_with_camel_case_ids(env: Env) -> None:
 def test_expired_token_is_refreshed_once_persisted_and_the_call_retried(env: Env) -> None:
     client = env.client()
     old = env.store.load_tokens(env.member_id)
-    admin.expire_tokens(env.world, env.member_id)
+    env.expire_tokens()
     new_id = add_status(client, 2)
     assert isinstance(new_id, int)
     saved = env.store.load_tokens(env.member_id)
@@ -291,7 +306,7 @@ def test_expired_token_is_refreshed_once_persisted_and_the_call_retried(env: Env
     assert saved.client_endpoint == env.portal.client_endpoint
     assert saved.expires_at > time.time()
     assert env.store.saves == 1 and client.oauth_requests_made == 1
-    assert len(env.refreshes_served()) == 1
+    assert env.refreshes_served() == 1
     assert client.requests_made == 2  # the 401, then the retry
     # the next call uses the new token straight away
     client.call("server.time")
@@ -299,7 +314,7 @@ def test_expired_token_is_refreshed_once_persisted_and_the_call_retried(env: Env
 
 
 def test_concurrent_workers_refresh_exactly_once(env: Env) -> None:
-    admin.expire_tokens(env.world, env.member_id)
+    env.expire_tokens()
     clients = [env.client() for _ in range(4)]
     barrier = threading.Barrier(len(clients))
     results: list[Any] = []
@@ -319,7 +334,7 @@ def test_concurrent_workers_refresh_exactly_once(env: Env) -> None:
         thread.join(timeout=20)
     assert errors == [] and len(results) == 4
     assert sum(c.oauth_requests_made for c in clients) == 1  # nobody refreshed twice
-    assert len(env.refreshes_served()) == 1  # and that one was granted (no invalid_grant)
+    assert env.refreshes_served() == 1  # and that one was granted (no invalid_grant)
     assert env.store.saves == 1
 
 
@@ -327,7 +342,7 @@ def test_refused_refresh_raises_auth_failed(env: Env) -> None:
     tokens = env.store.load_tokens(env.member_id)
     assert tokens is not None
     env.store.save_tokens(env.member_id, replace(tokens, refresh_token="already-used"))
-    admin.expire_tokens(env.world, env.member_id)
+    env.expire_tokens()
     client = env.client()
     with pytest.raises(AuthFailed) as info:
         client.call("server.time")
@@ -336,10 +351,10 @@ def test_refused_refresh_raises_auth_failed(env: Env) -> None:
 
 
 def test_unknown_client_answered_with_200_is_still_refused(
-    server: fakeportal.Server, redis_client: redis.Redis
+    make_env: Callable[..., Env],
 ) -> None:
-    env = make_env(server, redis_client, client_id="local.unknown.1")
-    admin.expire_tokens(env.world, env.member_id)
+    env = make_env(client_id="local.unknown.1")
+    env.expire_tokens()
     with pytest.raises(AuthFailed) as info:
         env.client().call("server.time")
     assert info.value.code == "wrong_client"
@@ -357,10 +372,10 @@ def test_a_portal_that_keeps_answering_401_is_given_up_on(env: Env) -> None:
 
 # limits and failures ---------------------------------------------------------------------
 def test_shared_budget_keeps_many_clients_under_the_portals_bucket(
-    server: fakeportal.Server, redis_client: redis.Redis
+    make_env: Callable[..., Env],
 ) -> None:
     # control: the portal's small bucket really refuses a burst sent without a budget
-    control = make_env(server, redis_client)
+    control = make_env()
     control.limit(bucket_size=5, drain_per_second=20)
     token = control.store.load_tokens(control.member_id)
     assert token is not None
@@ -372,7 +387,7 @@ def test_shared_budget_keeps_many_clients_under_the_portals_bucket(
     ]
     assert 503 in statuses
 
-    env = make_env(server, redis_client, portal_burst=5, portal_rate=20.0)
+    env = make_env(portal_burst=5, portal_rate=20.0)
     env.limit(bucket_size=5, drain_per_second=20)
     clients = [env.client(retry_delays=()) for _ in range(4)]  # a 503 would raise
     errors: list[BaseException] = []
@@ -392,16 +407,16 @@ def test_shared_budget_keeps_many_clients_under_the_portals_bucket(
         thread.join(timeout=20)
     elapsed = time.monotonic() - started
     assert errors == []
-    assert limits.state(env.portal).rejected_503 == 0
-    assert env.portal.request_total == 32
+    assert env.counters()["rejected_503"] == 0
+    assert env.counters()["total"] == 32
     assert elapsed >= (32 - 5) / 20  # it waited for the bucket to drain
     assert sum(c.budget.waited for c in clients) > 0
 
 
 def test_query_limit_exceeded_is_retried(
-    server: fakeportal.Server, redis_client: redis.Redis
+    make_env: Callable[..., Env],
 ) -> None:
-    env = make_env(server, redis_client, portal_rate=50.0)
+    env = make_env(portal_rate=50.0)
     env.fault(status=503, count=1)  # QUERY_LIMIT_EXCEEDED
     client = env.client()
     assert isinstance(client.call("server.time"), str)
@@ -420,7 +435,7 @@ def test_5xx_is_retried_then_portal_unavailable(env: Env) -> None:
         client.call("server.time")
     assert client.requests_made == len(FAST_RETRIES) + 1
     assert "BAD_GATEWAY" in info.value.description
-    admin.clear_faults(env.world, env.member_id)
+    env.admin.clear_faults(member_id=env.member_id)
 
 
 def test_unreachable_portal_is_portal_unavailable(env: Env) -> None:
