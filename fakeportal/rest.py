@@ -173,6 +173,15 @@ def _lookup(results: dict[str, Any], label: str, path: str) -> Any:
     return value
 
 
+def _php_string(value: Any) -> str:
+    """A value as PHP casts it to a string (``true`` -> ``1``, ``false``/``null`` -> empty)."""
+    if isinstance(value, bool):
+        return "1" if value else ""
+    if value is None or isinstance(value, (dict, list)):
+        return "" if value is None else "Array"
+    return str(value)
+
+
 def _substitute(value: Any, results: dict[str, Any]) -> Any:
     """Replace ``$result[label][key]...`` in every string of the params (unknown refs stay)."""
     if isinstance(value, dict):
@@ -184,15 +193,13 @@ def _substitute(value: Any, results: dict[str, Any]) -> Any:
     whole = _REF.fullmatch(value)
     if whole:
         found = _lookup(results, whole.group(1), whole.group(2))
-        return value if found is _MISSING else found
+        if isinstance(found, (dict, list)):
+            return found  # a whole-value reference to an array passes the array
+        return value if found is _MISSING else _php_string(found)
 
     def repl(match: re.Match[str]) -> str:
         found = _lookup(results, match.group(1), match.group(2))
-        if found is _MISSING:
-            return match.group(0)
-        if isinstance(found, bool):
-            return "1" if found else ""
-        return "" if found is None else str(found)
+        return match.group(0) if found is _MISSING else _php_string(found)
 
     return _REF.sub(repl, value)
 
