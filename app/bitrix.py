@@ -47,6 +47,9 @@ import json
 import logging
 import re
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -54,7 +57,6 @@ from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import redis
-import requests
 from fast_bitrix24 import BitrixAsync
 from fast_bitrix24.server_response import ErrorInServerResponseException
 from fast_bitrix24.srh import ServerRequestHandler
@@ -72,6 +74,7 @@ T = TypeVar("T")
 BATCH_LIMIT = 50  # commands in one batch request
 PAGE_SIZE = 50  # rows in one list page
 LOCK_PREFIX = "b24:oauth-lock:"
+USER_AGENT = "b24-robot-server"
 DEFAULT_RETRY_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
 _REFERENCE = re.compile(r"\$result\[([^\]]+)\]")
 
@@ -490,7 +493,10 @@ class PortalClient:
 
         async def main() -> T:
             timeout = aiohttp.ClientTimeout(total=self.request_timeout)
-            async with aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as session:
+            headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+            async with aiohttp.ClientSession(
+                timeout=timeout, headers=headers, raise_for_status=False
+            ) as session:
                 bitrix = BitrixAsync(
                     tokens.client_endpoint,
                     verbose=False,
@@ -555,39 +561,49 @@ class PortalClient:
                 log.warning("portal %s: token refresh lock expired before release", self.member_id)
 
     def _request_tokens(self, current: Tokens) -> Tokens:
-        """One refresh request to the OAuth server (PROTOCOL §2): GET with a query string."""
+        """One refresh request to the OAuth server (PROTOCOL §2): GET with a query string.
+
+        urllib, not requests: urllib3 logs request URLs at DEBUG, and this one carries the
+        client secret and the refresh token.
+        """
         query = {
             "grant_type": "refresh_token",
             "client_id": self.settings.client_id,
             "client_secret": self.settings.client_secret,
             "refresh_token": current.refresh_token,
         }
+        separator = "&" if "?" in self.settings.oauth_url else "?"
+        request = urllib.request.Request(
+            f"{self.settings.oauth_url}{separator}{urllib.parse.urlencode(query)}",
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+        )
         self.oauth_requests_made += 1
         started = time.monotonic()
         try:
-            response = requests.get(
-                self.settings.oauth_url, params=query, timeout=self.oauth_timeout
-            )
-        except requests.RequestException as exc:
-            raise PortalUnavailable(f"OAuth server: {type(exc).__name__}", "oauth") from None
+            with urllib.request.urlopen(request, timeout=self.oauth_timeout) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise PortalUnavailable(f"OAuth server: {type(reason).__name__}", "oauth") from None
         log.info(
             "oauth refresh for %s -> %d in %.0f ms",
             self.member_id,
-            response.status_code,
+            status,
             (time.monotonic() - started) * 1000,
         )
         try:
-            body = response.json()
+            body = json.loads(raw)
         except ValueError:
             body = None
         if isinstance(body, dict) and body.get("error"):
-            status = response.status_code if response.status_code >= 400 else 401
             code, description = str(body["error"]), str(body.get("error_description") or "")
-            if response.status_code >= 500:
+            if status >= 500:
                 raise PortalUnavailable(f"OAuth server: {code}: {description}", "oauth")
-            raise AuthFailed(code, description or "refresh refused", status, "oauth")
-        if response.status_code >= 400 or not isinstance(body, dict):
-            raise PortalUnavailable(f"OAuth server answered HTTP {response.status_code}", "oauth")
+            raise AuthFailed(code, description or "refresh refused", max(status, 400), "oauth")
+        if status >= 400 or not isinstance(body, dict):
+            raise PortalUnavailable(f"OAuth server answered HTTP {status}", "oauth")
         try:
             access, refresh = str(body["access_token"]), str(body["refresh_token"])
         except KeyError:

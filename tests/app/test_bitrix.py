@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 import time
@@ -294,7 +295,10 @@ def test_list_due_unwraps_items_with_camel_case_ids(env: Env) -> None:
 
 
 # OAuth -----------------------------------------------------------------------------------
-def test_expired_token_is_refreshed_once_persisted_and_the_call_retried(env: Env) -> None:
+def test_expired_token_is_refreshed_once_persisted_and_the_call_retried(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     client = env.client()
     old = env.store.load_tokens(env.member_id)
     env.expire_tokens()
@@ -311,6 +315,12 @@ def test_expired_token_is_refreshed_once_persisted_and_the_call_retried(env: Env
     # the next call uses the new token straight away
     client.call("server.time")
     assert client.requests_made == 3 and client.oauth_requests_made == 1
+    # the log tells what happened, and never a token or the client secret
+    assert "refreshing tokens after expired_token" in caplog.text
+    assert "server.time -> 200" in caplog.text
+    secrets = [old.access_token, old.refresh_token, saved.access_token, saved.refresh_token]
+    for secret in [*secrets, env.settings.client_secret]:
+        assert secret not in caplog.text
 
 
 def test_concurrent_workers_refresh_exactly_once(env: Env) -> None:
