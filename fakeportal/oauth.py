@@ -184,6 +184,15 @@ def authenticate_token(world: World, token: str | None) -> Auth:
         return Auth(portal, caller, list(rec.scope), rec.client_id)
 
 
+def token_portal(world: World, token: Any) -> Portal | None:
+    """The portal an access token (valid or expired) belongs to, for the wire log."""
+    if not isinstance(token, str):
+        return None
+    with world.lock:
+        rec = store(world).access.get(token)
+        return world.portals.get(rec.member_id) if rec else None
+
+
 def authenticate_webhook(world: World, user_id: str, code: str) -> Auth:
     """Resolve ``/rest/<user_id>/<code>/`` to its portal and user."""
     st = store(world)

@@ -296,6 +296,10 @@ def serve_call(
             token = params.get("auth")
             auth = oauth.authenticate_token(world, token if isinstance(token, str) else None)
     except ApiError as err:
+        public = {k: v for k, v in params.items() if k.lower() != "auth"}
+        known = None if webhook else oauth.token_portal(world, params.get("auth"))
+        if known is not None:  # rejected, not counted, but on the wire
+            _log(world, known, method, err.status, public, _error(err))
         return err.status, _error(err)
     portal = auth.portal
     public = {k: v for k, v in params.items() if k.lower() != "auth"}
@@ -318,15 +322,13 @@ def serve_call(
     with world.lock:
         if status == 503:
             limits.state(portal).rejected_503 += 1
-        portal.log(
-            WireRecord(
-                world.timestamp(),
-                "in",
-                "batch" if method == "batch" else "rest",
-                method,
-                status,
-                public,
-                body,
-            )
-        )
+    _log(world, portal, method, status, public, body)
     return status, body
+
+
+def _log(
+    world: World, portal: Portal, method: str, status: int, request: Any, response: Any
+) -> None:
+    kind = "batch" if method == "batch" else "rest"
+    with world.lock:
+        portal.log(WireRecord(world.timestamp(), "in", kind, method, status, request, response))

@@ -14,7 +14,8 @@ Signals used:
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _receivers: dict[str, list[Callable[..., Any]]] = defaultdict(list)
 

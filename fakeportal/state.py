@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fakeportal import signals
@@ -54,9 +54,7 @@ class Portal:
     language: str = "en"
     country: str = "RU"
     base_url: str = ""  # http://127.0.0.1:PORT, set by the server
-    tables: dict[str, dict[int, dict[str, Any]]] = field(
-        default_factory=lambda: defaultdict(dict)
-    )
+    tables: dict[str, dict[int, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
     _ids: dict[str, itertools.count] = field(default_factory=dict)
     apps: dict[str, Any] = field(default_factory=dict)  # client_id -> installation state
     requests: Counter = field(default_factory=Counter)  # method name -> calls answered
@@ -104,7 +102,7 @@ class World:
 
     # time -------------------------------------------------------------------------------
     def now(self) -> datetime:
-        return datetime.now(timezone.utc) + self.clock_offset
+        return datetime.now(UTC) + self.clock_offset
 
     def timestamp(self) -> float:
         return time.time() + self.clock_offset.total_seconds()
@@ -114,7 +112,9 @@ class World:
         self.clock_offset += delta
 
     # portals ------------------------------------------------------------------------------
-    def add_portal(self, domain: str | None = None, member_id: str | None = None, **kw: Any) -> Portal:
+    def add_portal(
+        self, domain: str | None = None, member_id: str | None = None, **kw: Any
+    ) -> Portal:
         with self.lock:
             member_id = member_id or secrets.token_hex(16)
             domain = domain or f"portal-{member_id[:6]}.bitrix24.test"
