@@ -36,8 +36,9 @@ created in or moved into a stage.
 
 from __future__ import annotations
 
-from . import seed
+from . import admin, productrows, seed  # noqa: F401  (register methods and actions)
 from .categories import create_category, find_stage, stages
+from .contacts import create_company, create_contact, get_company, get_contact
 from .deals import (
     change_category,
     create_deal,
@@ -56,10 +57,14 @@ __all__ = [
     "add_user_field",
     "change_category",
     "create_category",
+    "create_company",
+    "create_contact",
     "create_deal",
     "create_invoice",
     "delete_deal",
     "find_stage",
+    "get_company",
+    "get_contact",
     "get_deal",
     "list_deals",
     "move_deal",

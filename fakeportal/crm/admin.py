@@ -1,0 +1,195 @@
+"""The CRM's admin actions (``POST /_admin/<action>``, JSON body): funnels, deals, contacts,
+users, user fields, and a dump of a portal's tables. Changes made here carry no user
+(``user_id`` None) unless the body names one, so events go out without user tokens.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from fakeportal.admin import find_portal
+from fakeportal.api import admin
+from fakeportal.state import World
+
+from . import categories, contacts, deals, seed, userfields
+
+
+def _stage_specs(stages: Any) -> list[tuple[str, str, str | None]] | None:
+    """Stages as JSON: ``[["NEW", "New", "P"], ...]`` or ``[{"id": .., "name": .., ...}]``."""
+    if stages is None:
+        return None
+    result = []
+    for item in stages:
+        if isinstance(item, dict):
+            suffix = item.get("id") or item.get("status_id") or item.get("STATUS_ID")
+            name = item.get("name") or item.get("NAME") or suffix
+            sem = item.get("semantics") or item.get("SEMANTICS")
+        else:
+            suffix, name, *rest = list(item) + [None]
+            sem = rest[0] if rest else None
+        if not suffix:
+            raise ValueError(f"stage without id: {item!r}")
+        result.append((str(suffix), str(name), sem))
+    return result
+
+
+@admin("create_funnel")
+def create_funnel(
+    world: World,
+    name: str,
+    stages: list[Any] | None = None,
+    member_id: str | None = None,
+    sort: int = 500,
+) -> dict[str, Any]:
+    """A deal funnel; returns its id and its stages' STATUS_IDs."""
+    with world.lock:
+        portal = find_portal(world, member_id)
+        category_id = categories.create_category(portal, name, _stage_specs(stages), sort=sort)
+        rows = categories.stages(portal, categories.DEAL, category_id)
+        return {
+            "id": category_id,
+            "stages": [
+                {"STATUS_ID": r["STATUS_ID"], "NAME": r["NAME"], "SEMANTICS": r["SEMANTICS"]}
+                for r in rows
+            ],
+        }
+
+
+@admin("create_deal")
+def create_deal(
+    world: World, fields: dict[str, Any], member_id: str | None = None, user_id: int | None = None
+) -> dict[str, Any]:
+    with world.lock:
+        portal = find_portal(world, member_id)
+        deal_id = deals.create_deal(portal, fields, user_id)
+        return deals.get_deal(portal, deal_id)
+
+
+@admin("update_deal")
+def update_deal(
+    world: World,
+    id: int,
+    fields: dict[str, Any],
+    member_id: str | None = None,
+    user_id: int | None = None,
+) -> dict[str, Any]:
+    with world.lock:
+        portal = find_portal(world, member_id)
+        deals.update_deal(portal, int(id), fields, user_id)
+        return deals.get_deal(portal, int(id))
+
+
+@admin("move_deal")
+def move_deal(
+    world: World,
+    id: int,
+    stage_id: str,
+    member_id: str | None = None,
+    user_id: int | None = None,
+) -> dict[str, Any]:
+    """Into a stage (moving funnels when the stage is another funnel's)."""
+    with world.lock:
+        portal = find_portal(world, member_id)
+        deals.move_deal(portal, int(id), stage_id, user_id)
+        return deals.get_deal(portal, int(id))
+
+
+@admin("get_deal")
+def get_deal(world: World, id: int, member_id: str | None = None) -> dict[str, Any]:
+    with world.lock:
+        return deals.get_deal(find_portal(world, member_id), int(id))
+
+
+@admin("list_deals")
+def list_deals(
+    world: World,
+    member_id: str | None = None,
+    filter: dict[str, Any] | None = None,
+    select: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Every matching deal (no paging)."""
+    with world.lock:
+        portal = find_portal(world, member_id)
+        rows: list[dict[str, Any]] = []
+        start = 0
+        while True:
+            page = deals.list_deals(
+                portal, filter_=filter, order={"ID": "ASC"}, select=select, start=start
+            )
+            rows.extend(page.rows)
+            if page.next is None:
+                return rows
+            start = page.next
+
+
+@admin("create_contact")
+def create_contact(
+    world: World, fields: dict[str, Any], member_id: str | None = None, user_id: int | None = None
+) -> dict[str, Any]:
+    with world.lock:
+        portal = find_portal(world, member_id)
+        contact_id = contacts.create_contact(portal, fields, user_id)
+        return contacts.get_contact(portal, contact_id)
+
+
+@admin("create_company")
+def create_company(
+    world: World, fields: dict[str, Any], member_id: str | None = None, user_id: int | None = None
+) -> dict[str, Any]:
+    with world.lock:
+        portal = find_portal(world, member_id)
+        company_id = contacts.create_company(portal, fields, user_id)
+        return contacts.get_company(portal, company_id)
+
+
+@admin("create_user")
+def create_user(
+    world: World, fields: dict[str, Any], member_id: str | None = None
+) -> dict[str, Any]:
+    """A portal user (NAME, LAST_NAME, EMAIL, UF_DEPARTMENT, WORK_POSITION, IS_ADMIN...)."""
+    with world.lock:
+        portal = find_portal(world, member_id)
+        user_id = seed.new_user(portal, {str(k).upper(): v for k, v in fields.items()})
+        return {"ID": str(user_id)}
+
+
+@admin("add_deal_userfield")
+def add_deal_userfield(
+    world: World,
+    name: str,
+    type: str = "string",
+    member_id: str | None = None,
+    label: str | None = None,
+    multiple: bool = False,
+    list: list[Any] | None = None,
+) -> dict[str, Any]:
+    """A deal user field (``name`` gets the UF_CRM_ prefix)."""
+    with world.lock:
+        portal = find_portal(world, member_id)
+        field_id = userfields.add_user_field(
+            portal, "DEAL", name, type, label=label, multiple=multiple, list_values=list
+        )
+        return userfields.view(userfields.table(portal)[field_id])
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@admin("dump")
+def dump(world: World, member_id: str | None = None, table: str | None = None) -> dict[str, Any]:
+    """A portal's tables (or one of them) as stored."""
+    with world.lock:
+        portal = find_portal(world, member_id)
+        names = [table] if table else sorted(portal.tables)
+        return {
+            name: {str(k): _plain(v) for k, v in portal.tables.get(name, {}).items()}
+            for name in names
+        }
