@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from app.errors import BadRequest
@@ -101,6 +101,12 @@ class Auth:
     scope: str = ""
     status: str = ""
     user_id: int = 0
+    with_user_token: bool = False  # the portal sent a user's access token with the callback
+
+    def redacted(self) -> Auth:
+        """Without the tokens: jobs use the installation's stored tokens, and job arguments
+        sit in Redis and in worker logs."""
+        return replace(self, access_token="", refresh_token="", application_token="")
 
     @classmethod
     def from_form(cls, data: Mapping[str, Any], *, require_app_token: bool = True) -> Auth:
@@ -121,6 +127,7 @@ class Auth:
             scope=_text(auth, "scope", required=False, where=w),
             status=_text(auth, "status", required=False, where=w),
             user_id=_int(auth, "user_id", where=w),
+            with_user_token=bool(auth.get("access_token")),
         )
 
 
@@ -230,7 +237,7 @@ class EventCall:
     @property
     def by_user(self) -> bool:
         """False when a robot or workflow made the change (no user tokens come with it)."""
-        return bool(self.auth.access_token)
+        return self.auth.with_user_token
 
     @property
     def dedupe_key(self) -> str:
@@ -355,7 +362,9 @@ class SmsCall:
 
 
 def to_dict(payload: Any) -> dict[str, Any]:
-    """A payload as primitives, for an RQ job argument."""
+    """A payload as primitives, for an RQ job argument (tokens left out)."""
+    if isinstance(getattr(payload, "auth", None), Auth):
+        payload = replace(payload, auth=payload.auth.redacted())
     return asdict(payload)
 
 

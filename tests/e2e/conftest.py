@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import redis
+import requests
 from rq import SimpleWorker
 from werkzeug.serving import make_server
 
@@ -49,7 +50,19 @@ class Stack:
     app_url: str
     worker: SimpleWorker
     jobs_run: int = 0
+    test_calls: int = 0  # REST calls the test itself made (they count in the portal's totals)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def portal_call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """Call the emulated portal's REST API as a user would (an incoming webhook)."""
+        if "webhook" not in self.extra:
+            self.extra["webhook"] = self.admin.create_webhook(member_id=self.member_id)["url"]
+        self.test_calls += 1
+        response = requests.post(self.extra["webhook"] + method, json=params or {}, timeout=10)
+        body = response.json()
+        if response.status_code != 200 or "error" in body:
+            raise AssertionError(f"{method}: HTTP {response.status_code}: {body}")
+        return body["result"]
 
     @property
     def member_id(self) -> str:
