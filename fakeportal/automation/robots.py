@@ -11,9 +11,16 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from fakeportal.api import ApiError, Call, method
+from fakeportal.api import ApiError, Call, admin, method
 from fakeportal.automation import rules
-from fakeportal.automation.models import Activity, Installation, app_installation
+from fakeportal.automation.models import (
+    Activity,
+    Installation,
+    app_installation,
+    get_portal,
+    installed,
+)
+from fakeportal.state import World
 
 VALIDATION = "ERROR_ACTIVITY_VALIDATION_FAILURE"
 CODE_RE = re.compile(r"^[a-z0-9.\-_]+$", re.IGNORECASE)
@@ -265,3 +272,15 @@ def activity_log(call: Call) -> bool:
             raise ApiError("ERROR_EMPTY_LOG_MESSAGE", "Empty log message!")
         rules.write_log(call.world, call.portal, step, str(message))
     return True
+
+
+def registered(world: World, member_id: str | None, client_id: str) -> dict[str, Any]:
+    """An app's robots and activities as stored (keys upper-cased as the portal keeps them)."""
+    with world.lock:
+        inst = installed(get_portal(world, member_id), client_id)
+        return {code: a.as_dict() for code, a in inst.activities.items()}
+
+
+@admin("robots")
+def _admin_robots(world: World, client_id: str, member_id: str | None = None) -> dict:
+    return registered(world, member_id, client_id)
