@@ -6,16 +6,9 @@ registers every REST method and admin action.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
-from fakeportal import admin, rest, system  # noqa: F401  (register methods and actions)
+from fakeportal import admin, automation, crm, rest, system  # noqa: F401  (registration)
 from fakeportal.api import ApiError
 from fakeportal.server import Server, serve
 from fakeportal.state import Portal, World
-
-for _name in ("fakeportal.crm", "fakeportal.automation"):
-    if importlib.util.find_spec(_name) is not None:
-        importlib.import_module(_name)
 
 __all__ = ["ApiError", "Portal", "Server", "World", "serve"]
