@@ -318,8 +318,8 @@ def _admin_open_page(world: World, member_id: str, client_id: str, url: str | No
 
 
 @admin("wait_idle")
-def _admin_wait_idle(world: World, timeout: float = 10.0) -> dict[str, Any]:
-    return outbox.wait_idle(world, float(timeout))
+def _admin_wait_idle(world: World, timeout: float = 10.0, robots: bool = True) -> dict[str, Any]:
+    return outbox.wait_idle(world, float(timeout), bool(robots))
 
 
 @admin("apps")

@@ -227,20 +227,22 @@ def enqueue(
     runtime(world).put(Delivery(portal, kind, name, url, pairs, params, on_done))
 
 
-def wait_idle(world: World, timeout: float = 10.0) -> dict[str, Any]:
-    """Block until the outbox is empty and no robot is waiting or delayed (or timeout).
+def wait_idle(world: World, timeout: float = 10.0, robots: bool = True) -> dict[str, Any]:
+    """Block until the outbox is empty and (``robots``) no robot is waiting or delayed.
 
-    Returns ``{"idle": bool, "pending": <POSTs not yet sent>, "waiting": <robots busy>}``.
+    Returns ``{"idle": bool, "pending": <POSTs not yet sent>, "waiting": <robots busy>}``;
+    ``idle`` is False when ``timeout`` (real seconds) ran out first. Pass ``robots=False`` to
+    wait for deliveries only (e.g. while the app's own worker has yet to answer a robot).
     """
     rt = runtime(world)
     deadline = time.monotonic() + timeout
     while True:
         rt.tick()
         pending, waiting = rt.pending(), rt.busy()
-        if pending == 0 and waiting == 0:
-            # a completed delivery may have queued the next robot: re-check once settled
+        if pending == 0 and (waiting == 0 or not robots):
+            # a finished delivery may have queued the next robot: re-check once settled
             if rt.pending() == 0:
-                return {"idle": True, "pending": 0, "waiting": 0}
+                return {"idle": True, "pending": 0, "waiting": waiting}
         left = deadline - time.monotonic()
         if left <= 0:
             return {"idle": False, "pending": pending, "waiting": waiting}
