@@ -36,7 +36,7 @@ created in or moved into a stage.
 
 from __future__ import annotations
 
-from . import admin, productrows, seed  # noqa: F401  (register methods and actions)
+from . import admin, calendar, im, productrows, seed, users  # noqa: F401  (registration)
 from .categories import create_category, find_stage, stages
 from .contacts import create_company, create_contact, get_company, get_contact
 from .deals import (
@@ -48,12 +48,17 @@ from .deals import (
     move_deal,
     update_deal,
 )
+from .im import notify
 from .items import create_invoice, move_invoice, update_deal_item
+from .tasks import create_task, update_task
+from .timeline import add_timeline_comment, add_todo
 from .userfields import add_user_field
 
 seed.connect()
 
 __all__ = [
+    "add_timeline_comment",
+    "add_todo",
     "add_user_field",
     "change_category",
     "create_category",
@@ -61,6 +66,7 @@ __all__ = [
     "create_contact",
     "create_deal",
     "create_invoice",
+    "create_task",
     "delete_deal",
     "find_stage",
     "get_company",
@@ -69,7 +75,9 @@ __all__ = [
     "list_deals",
     "move_deal",
     "move_invoice",
+    "notify",
     "stages",
     "update_deal",
     "update_deal_item",
+    "update_task",
 ]
