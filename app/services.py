@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -13,7 +15,7 @@ from rq import Queue, Retry
 
 from app.registry import Registry
 from app.settings import Settings
-from app.store import Store
+from app.store import Installation, Store
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,10 @@ class Services:
         return Store(self.settings.database_url, self.settings.secret_key)
 
     @cached_property
+    def installations(self) -> InstallationCache:
+        return InstallationCache(self.store)
+
+    @cached_property
     def redis(self) -> Redis:
         return Redis.from_url(self.settings.redis_url)
 
@@ -53,11 +59,18 @@ class Services:
         job_id: str | None = None,
         retry: Retry | None = None,
         at: Any = None,
+        pipeline: Any = None,
         **kwargs: Any,
     ) -> Any:
-        """Queue a job (``at``: a datetime for ``enqueue_at``)."""
+        """Queue a job (``at``: a datetime for ``enqueue_at``; ``pipeline``: a Redis pipeline
+        the caller executes, so the job is written in one round trip)."""
         q = self.queue(queue)
-        options: dict[str, Any] = {"job_id": job_id, "retry": retry, "failure_ttl": 7 * 86400}
+        options: dict[str, Any] = {
+            "job_id": job_id,
+            "retry": retry,
+            "failure_ttl": 7 * 86400,
+            "pipeline": pipeline,
+        }
         if at is not None:
             return q.enqueue_at(at, func, *args, **options, **kwargs)
         return q.enqueue(func, *args, **options, **kwargs)
@@ -67,6 +80,39 @@ class Services:
         from app.bitrix import PortalClient
 
         return PortalClient(member_id, store=self.store, settings=self.settings, redis=self.redis)
+
+
+class InstallationCache:
+    """Active installations by member_id for the callback path, kept for a few seconds.
+
+    Only found installations are kept: an unknown portal is looked up every time. A portal
+    uninstalled within the last ``ttl`` seconds may still get a callback queued; its job
+    finds no installation and drops it.
+    """
+
+    def __init__(self, store: Store, ttl: float = 10.0) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._items: dict[str, tuple[float, Installation]] = {}
+
+    def get(self, member_id: str) -> Installation | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(member_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        installation = self._store.installation(member_id)
+        with self._lock:
+            if installation is None:
+                self._items.pop(member_id, None)
+            else:
+                self._items[member_id] = (now + self._ttl, installation)
+        return installation
+
+    def forget(self, member_id: str) -> None:
+        with self._lock:
+            self._items.pop(member_id, None)
 
 
 _current: Services | None = None

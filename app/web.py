@@ -49,7 +49,7 @@ def form_data() -> dict[str, Any]:
 
 def verify(auth: Auth) -> Installation:
     """The installation the callback claims to come from, or Unauthorized."""
-    installation = services().store.installation(auth.member_id)
+    installation = services().installations.get(auth.member_id)
     if installation is None:
         raise Unauthorized("unknown portal")
     if not installation.token_matches(auth.application_token):
@@ -70,7 +70,9 @@ def enqueue_once(key: str, queue: str, func: Any, *args: Any, **options: Any) ->
     if not _first_time(key):
         return False
     try:
-        services().enqueue(queue, func, *args, **options)
+        with services().redis.pipeline() as pipe:
+            services().enqueue(queue, func, *args, pipeline=pipe, **options)
+            pipe.execute()
     except RedisError:
         services().redis.delete(f"seen:{key}")
         raise
@@ -146,6 +148,8 @@ def event() -> Any:
         return jsonify(status="success")
     call = EventCall.from_form(form)
     verify(call.auth)
+    if call.event == "ONAPPUNINSTALL":
+        return _uninstall(call)
     if not services().registry.events.handlers(call.event):
         return jsonify(status="ignored")
     queued = enqueue_once(
@@ -157,3 +161,13 @@ def event() -> Any:
         retry=jobs.retry_within(0, (10, 60, 300)),
     )
     return jsonify(status="queued" if queued else "duplicate")
+
+
+def _uninstall(call: EventCall) -> Response:
+    """The portal already revoked the tokens: forget them now (and the portal's data with
+    CLEAN=1), so that no callback is accepted for it from this moment."""
+    clean = str(call.data.get("CLEAN", "0")) == "1"
+    services().store.deactivate(call.auth.member_id, clean=clean)
+    services().installations.forget(call.auth.member_id)
+    log.info("portal %s uninstalled the app (clean=%s)", call.auth.member_id, clean)
+    return jsonify(status="uninstalled")
