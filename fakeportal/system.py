@@ -1,4 +1,4 @@
-"""System methods: profile, user.current, app.info, methods, scope, events, server.time."""
+"""System methods: profile, user.current, user.admin, app.info, methods, scope, events, time."""
 
 from __future__ import annotations
 
@@ -64,6 +64,12 @@ def user_current(call: Call) -> dict[str, Any]:
         else:
             out[key] = _wire(call, value)
     return out
+
+
+@method("user.admin")
+def user_admin(call: Call) -> bool:
+    """Whether the calling user may manage app settings (a portal administrator)."""
+    return bool(call.caller.is_admin)
 
 
 @method("profile")
