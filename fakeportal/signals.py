@@ -28,3 +28,9 @@ def connect(signal: str, receiver: Callable[..., Any]) -> None:
 def send(signal: str, *args: Any, **kwargs: Any) -> None:
     for receiver in list(_receivers[signal]):
         receiver(*args, **kwargs)
+
+
+def disconnect(signal: str, receiver: Callable[..., Any]) -> None:
+    """Stop sending a signal to a receiver (tests connect recorders for one test)."""
+    if receiver in _receivers[signal]:
+        _receivers[signal].remove(receiver)
