@@ -21,10 +21,13 @@ fast_bitrix24 does not do, or does in a way a server cannot live with, is done h
   lock, re-reading the store first (another process may have refreshed already: refresh
   tokens rotate, so a second refresh with the used token would be ``invalid_grant``), saves
   the new pair and retries; after ``settings.max_token_refreshes`` it raises ``AuthFailed``.
+  The refresh runs synchronously (stdlib urllib: urllib3 would log the secret-bearing URL at
+  DEBUG), so it pauses only this operation's own coroutines, which all wait for the token.
 - **Rate budget.** The handler's in-process ``LeakyBucketThrottler`` is swapped for an
   adapter over ``app.ratelimit.PortalBudget``, a Redis leaky bucket shared by every process,
-  so the one bucket that waits is the shared one. A 503 ``QUERY_LIMIT_EXCEEDED`` that comes
-  anyway fills the shared bucket and is retried.
+  so the one bucket that waits is the shared one (one slot of headroom below the portal's
+  burst absorbs the delay between taking a slot and the portal counting it). A 503
+  ``QUERY_LIMIT_EXCEEDED`` that comes anyway fills the shared bucket and is retried.
 - **Operating time.** fast_bitrix24 records ``time.operating`` (the portal's running
   10-minute total) as if it were one request's cost, so its window throttler stalls a client
   for minutes after a few hundred calls; the handler records ``time.processing`` instead.
