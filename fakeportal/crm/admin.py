@@ -5,14 +5,33 @@ users, user fields, and a dump of a portal's tables. Changes made here carry no 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
+from functools import wraps
 from typing import Any
 
 from fakeportal.admin import find_portal
-from fakeportal.api import admin
+from fakeportal.api import ApiError
+from fakeportal.api import admin as _register
 from fakeportal.state import World
 
 from . import categories, contacts, deals, seed, userfields
+
+
+def admin(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register an admin action whose portal errors answer as the admin surface's 400s."""
+
+    def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(handler)
+        def run(world: World, **body: Any) -> Any:
+            try:
+                return handler(world, **body)
+            except ApiError as err:
+                raise ValueError(f"{err.code}: {err.description}") from err
+
+        return _register(name)(run)
+
+    return decorate
 
 
 def _stage_specs(stages: Any) -> list[tuple[str, str, str | None]] | None:

@@ -82,7 +82,7 @@ def _filter(call: Call) -> dict[str, Any]:
     raw = call.get("FILTER")
     filter_ = dict(raw) if isinstance(raw, dict) else {}
     for key, value in call.params.items():
-        if key.lower() not in USER_PARAMS:
+        if key.lower() not in USER_PARAMS and not key.startswith("__"):
             filter_[key] = value  # user.get also takes field filters at the top level
     return {str(k).upper() if k[:1] not in "<>=!%@" else k: v for k, v in filter_.items()}
 
