@@ -23,9 +23,9 @@ def admin(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
     def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(handler)
-        def run(world: World, **body: Any) -> Any:
+        def run(world: World, *args: Any, **body: Any) -> Any:
             try:
-                return handler(world, **body)
+                return handler(world, *args, **body)
             except ApiError as err:
                 raise ValueError(f"{err.code}: {err.description}") from err
 
