@@ -261,8 +261,12 @@ class Workflow:
             "stage_id": self.stage_id,
             "status": self.status,
             "started_at": self.started_at,
-            "robots": [s.as_dict() for s in self.steps],
-            "log": list(self.log),
+            "robots": [
+                {**s.as_dict(), "log": [e["message"] for e in self.log if e["step"] == i]}
+                for i, s in enumerate(self.steps)
+            ],
+            "log": [e["message"] for e in self.log],
+            "log_entries": [dict(e) for e in self.log],
         }
 
 

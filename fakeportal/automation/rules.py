@@ -89,7 +89,14 @@ def step_by_token(world: World, portal: Portal, token: str) -> tuple[Workflow, S
 
 def write_log(world: World, portal: Portal, found: tuple[Workflow, Step], message: str) -> None:
     workflow, step = found
-    workflow.log.append({"at": world.timestamp(), "robot": step.rule.code, "message": message})
+    workflow.log.append(
+        {
+            "at": world.timestamp(),
+            "step": workflow.steps.index(step),
+            "robot": step.rule.code,
+            "message": message,
+        }
+    )
 
 
 def receive_event(

@@ -213,7 +213,7 @@ def test_deal_entering_stage_calls_robot_and_event_send_completes_it(
     assert workflow["status"] == "completed"
     assert workflow["robots"][0]["status"] == "completed"
     assert workflow["robots"][0]["return_values"] == {"outputString": "done"}
-    assert workflow["log"][-1]["message"] == "Note sent"
+    assert workflow["log"][-1] == "Note sent"
 
     again = app.rest("bizproc.event.send", EVENT_TOKEN=form["event_token"])
     assert error(again) == (403, "ACCESS_DENIED", "Access denied!")
@@ -266,7 +266,8 @@ def test_activity_log_and_timeout(installed_app: InstalledApp, fake_admin: Admin
     [workflow] = fake_admin.workflows(member_id=app.portal.member_id, deal_id=deal_id)
     step = workflow["robots"][0]
     assert (step["status"], step["is_timeout"]) == ("timeout", True)
-    assert workflow["log"][0]["message"] == "Working on it"
+    assert workflow["log"][0] == "Working on it"
+    assert step["log"] == ["Working on it", "IsTimeout: no answer in time"]
     late = app.rest("bizproc.event.send", EVENT_TOKEN=token, RETURN_VALUES={"outputString": "x"})
     assert error(late) == (403, "ACCESS_DENIED", "Access denied!")
 
