@@ -91,10 +91,10 @@ class Stack:
         """Until the portal's outbox is empty, no robot waits, and no job is queued."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            outbox.wait_idle(self.world, timeout=max(0.1, deadline - time.monotonic()))
             ran = self.run_jobs()
+            idle = outbox.wait_idle(self.world, 0.3)["idle"]
             queued = sum(self.services.queue(q).count for q in QUEUES)
-            if not ran and not queued and outbox.wait_idle(self.world, 0.2)["idle"]:
+            if not ran and idle and not queued:
                 return
         raise AssertionError("the stack did not settle in time")
 
@@ -114,8 +114,18 @@ def app_settings(redis_url: str, database_url: str, fakeportal_server: Server) -
 
 
 @pytest.fixture
+def stack_clock() -> Any:
+    """The app's clock: None is the system clock; a test module overrides it (FixedClock)."""
+    return None
+
+
+@pytest.fixture
 def stack(
-    fake_world: World, fakeportal_server: Server, app_settings: Settings, redis_url: str
+    fake_world: World,
+    fakeportal_server: Server,
+    app_settings: Settings,
+    redis_url: str,
+    stack_clock: Any,
 ) -> Iterator[Stack]:
     conn = redis.Redis.from_url(redis_url)
     conn.flushdb()
@@ -123,7 +133,7 @@ def stack(
     server = make_server("127.0.0.1", 0, deferred, threaded=True)
     app_url = f"http://127.0.0.1:{server.server_port}"
     settings = app_settings.with_(base_url=app_url)
-    services = Services(settings)
+    services = Services(settings, clock=stack_clock)
     deferred.app = create_app(services=services)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
