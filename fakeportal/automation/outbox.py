@@ -16,7 +16,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
 TICK_SECONDS = 0.05
+IDLE_EXIT_SECONDS = 5.0
 Done = Callable[[int, str], None]  # (http status or 0, response text)
 
 
@@ -79,37 +80,41 @@ class Delivery:
     on_done: Done | None = None
 
 
-@dataclass
 class Runtime:
-    """The per-world machinery: secret, outbox queue, delivery thread, ticker."""
+    """The per-world machinery: the token secret, the outbox queue and its delivery thread.
 
-    world: World
-    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
-    queue: collections.deque[Delivery] = field(default_factory=collections.deque)
-    in_flight: int = 0
-    cond: threading.Condition = field(default_factory=threading.Condition)
-    timeout: float = DEFAULT_TIMEOUT
-    session: requests.Session = field(default_factory=requests.Session)
-    tickers: list[Callable[[World], None]] = field(default_factory=list)
-    busy_checks: list[Callable[[World], int]] = field(default_factory=list)
-    stopped: bool = False
-    threads: list[threading.Thread] = field(default_factory=list)
+    It holds its world weakly, and its delivery thread ends after a few idle seconds, so a
+    world that is dropped takes its runtime with it. One ticker thread serves all worlds.
+    """
 
-    def start(self) -> None:
-        for target, name in ((self._deliver_loop, "outbox"), (self._tick_loop, "ticker")):
-            thread = threading.Thread(target=target, name=f"fakeportal-{name}", daemon=True)
-            thread.start()
-            self.threads.append(thread)
+    def __init__(self, world: World) -> None:
+        self._world = weakref.ref(world)
+        self.secret = secrets.token_bytes(32)
+        self.queue: collections.deque[Delivery] = collections.deque()
+        self.in_flight = 0
+        self.cond = threading.Condition()
+        self.timeout = DEFAULT_TIMEOUT
+        self.session = requests.Session()
+        self.tickers: list[Callable[[World], None]] = []
+        self.busy_checks: list[Callable[[World], int]] = []
+        self._thread: threading.Thread | None = None
 
-    def stop(self) -> None:
-        with self.cond:
-            self.stopped = True
-            self.cond.notify_all()
+    @property
+    def world(self) -> World:
+        world = self._world()
+        if world is None:
+            raise RuntimeError("the world of this runtime is gone")
+        return world
 
     # queue -------------------------------------------------------------------------------
     def put(self, delivery: Delivery) -> None:
         with self.cond:
             self.queue.append(delivery)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._deliver_loop, name="fakeportal-outbox", daemon=True
+                )
+                self._thread.start()
             self.cond.notify_all()
 
     def pending(self) -> int:
@@ -119,9 +124,10 @@ class Runtime:
     def _deliver_loop(self) -> None:
         while True:
             with self.cond:
-                while not self.queue and not self.stopped:
-                    self.cond.wait()
-                if self.stopped:
+                if not self.queue:
+                    self.cond.wait(IDLE_EXIT_SECONDS)
+                if not self.queue:
+                    self._thread = None  # idle: the next put starts a new thread
                     return
                 delivery = self.queue.popleft()
                 self.in_flight += 1
@@ -135,17 +141,20 @@ class Runtime:
                     self.cond.notify_all()
 
     def _deliver(self, d: Delivery) -> None:
+        world = self._world()
+        if world is None:
+            return
         status, text = 0, ""
-        timeout = float(self.world.config.get("outbox_timeout", self.timeout))
+        timeout = float(world.config.get("outbox_timeout", self.timeout))
         try:
             resp = self.session.post(d.url, data=d.form, params=d.params, timeout=timeout)
             status, text = resp.status_code, resp.text
         except requests.RequestException as exc:
             text = f"{type(exc).__name__}: {exc}"
-        with self.world.lock:
+        with world.lock:
             d.portal.log(
                 WireRecord(
-                    at=self.world.timestamp(),
+                    at=world.timestamp(),
                     direction="out",
                     kind=d.kind,
                     name=d.name,
@@ -157,30 +166,28 @@ class Runtime:
             if d.on_done is not None:
                 d.on_done(status, text)
 
-    # ticker ------------------------------------------------------------------------------
+    # timers ------------------------------------------------------------------------------
     def tick(self) -> None:
         """Run due timers (robot delays and timeouts) once."""
-        with self.world.lock:
+        world = self._world()
+        if world is None:
+            return
+        with world.lock:
             for ticker in list(self.tickers):
-                ticker(self.world)
-
-    def _tick_loop(self) -> None:
-        while not self.stopped:
-            try:
-                self.tick()
-            except Exception:
-                log.exception("automation ticker failed")
-            time.sleep(TICK_SECONDS)
+                ticker(world)
 
     def busy(self) -> int:
         """Robots still waiting for an answer or a timer (not counting the outbox)."""
-        with self.world.lock:
-            return sum(check(self.world) for check in self.busy_checks)
+        world = self.world
+        with world.lock:
+            return sum(check(world) for check in self.busy_checks)
 
 
 _runtimes: weakref.WeakKeyDictionary[World, Runtime] = weakref.WeakKeyDictionary()
+_worlds: weakref.WeakSet[World] = weakref.WeakSet()
 _runtimes_lock = threading.Lock()
 _setup: list[Callable[[Runtime], None]] = []
+_ticker: threading.Thread | None = None
 
 
 def on_runtime(setup: Callable[[Runtime], None]) -> None:
@@ -188,8 +195,28 @@ def on_runtime(setup: Callable[[Runtime], None]) -> None:
     _setup.append(setup)
 
 
+def _tick_all() -> None:
+    while True:
+        with _runtimes_lock:
+            runtimes = list(_runtimes.values())
+        for rt in runtimes:
+            try:
+                rt.tick()
+            except Exception:
+                log.exception("automation ticker failed")
+        del runtimes
+        time.sleep(TICK_SECONDS)
+
+
+def remember(world: World) -> None:
+    """Know a world (its portals' signals can then find it) without starting anything."""
+    with _runtimes_lock:
+        _worlds.add(world)
+
+
 def runtime(world: World) -> Runtime:
-    """The world's runtime, started on first use."""
+    """The world's runtime, created on first use."""
+    global _ticker
     with _runtimes_lock:
         rt = _runtimes.get(world)
         if rt is None:
@@ -197,14 +224,17 @@ def runtime(world: World) -> Runtime:
             for setup in _setup:
                 setup(rt)
             _runtimes[world] = rt
-            rt.start()
+            _worlds.add(world)
+        if _ticker is None:
+            _ticker = threading.Thread(target=_tick_all, name="fakeportal-ticker", daemon=True)
+            _ticker.start()
         return rt
 
 
 def world_of(portal: Portal) -> World | None:
     """The world a portal belongs to (signals carry only the portal)."""
     with _runtimes_lock:
-        worlds = list(_runtimes.keys())
+        worlds = list(_worlds)
     for world in worlds:
         if world.portals.get(portal.member_id) is portal:
             return world

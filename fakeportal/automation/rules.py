@@ -521,7 +521,7 @@ def _setup(rt: outbox.Runtime) -> None:
 
 outbox.on_runtime(_setup)
 signals.connect("deal.stage_entered", on_stage_entered)
-signals.connect("portal.created", lambda world, portal: outbox.runtime(world))
+signals.connect("portal.created", lambda world, portal: outbox.remember(world))
 
 
 # admin actions ------------------------------------------------------------------------------
