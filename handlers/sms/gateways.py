@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 import requests
+import urllib3
 
 from .phone import mask_phone
 
@@ -99,6 +100,7 @@ class GatewayError(Exception):
         gateway: str = "",
         code: str | None = None,
         http_status: int | None = None,
+        maybe_sent: bool = False,
     ) -> None:
         super().__init__(f"{gateway}: {message}" if gateway else message)
         self.message = message
@@ -106,6 +108,8 @@ class GatewayError(Exception):
         self.gateway = gateway
         self.code = code
         self.http_status = http_status
+        #: The request may have reached the gateway (no answer came): a retry could send twice.
+        self.maybe_sent = maybe_sent
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,13 @@ class Gateway(ABC):
         """Whether a callback really comes from the gateway (True where it signs nothing)."""
         return True
 
+    def dedupes_by_client_ref(self) -> bool:
+        """Whether the gateway refuses a second message with the same ``client_ref``.
+
+        Only then is it safe to repeat a send whose outcome is unknown (no answer came).
+        """
+        return False
+
     # --- shared plumbing -------------------------------------------------------------------
 
     def _secrets(self) -> list[str]:
@@ -205,6 +216,7 @@ class Gateway(ABC):
         transient: bool,
         code: object = None,
         http_status: int | None = None,
+        maybe_sent: bool = False,
     ) -> GatewayError:
         err = GatewayError(
             self.redact(str(message)),
@@ -212,6 +224,7 @@ class Gateway(ABC):
             gateway=self.name,
             code=None if code is None else str(code),
             http_status=http_status,
+            maybe_sent=maybe_sent,
         )
         log.warning(
             "sms gateway %s error (%s%s): %s",
@@ -227,12 +240,18 @@ class Gateway(ABC):
         kwargs.setdefault("timeout", self.timeout)
         try:
             return self.session.request(method, url, **kwargs)
-        except requests.Timeout:
-            raise self._error(f"no answer within {self.timeout:g}s", transient=True) from None
+        except requests.Timeout as exc:
+            raise self._error(
+                f"no answer within {self.timeout:g}s",
+                transient=True,
+                maybe_sent=not _never_reached(exc),
+            ) from None
         except requests.RequestException as exc:
             # The exception text may quote the URL; our URLs carry no secrets, redact anyway.
             raise self._error(
-                f"network error: {type(exc).__name__}: {exc}", transient=True
+                f"network error: {type(exc).__name__}: {exc}",
+                transient=True,
+                maybe_sent=not _never_reached(exc),
             ) from None
 
     def _json(self, response: requests.Response) -> Any:
@@ -256,6 +275,16 @@ class Gateway(ABC):
             result.provider_id,
             result.status.value,
         )
+
+
+def _never_reached(exc: requests.RequestException) -> bool:
+    """True when the request surely never reached the gateway (no connection was made)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError) and exc.args:
+        reason = getattr(exc.args[0], "reason", None)
+        return isinstance(reason, urllib3.exceptions.NewConnectionError)
+    return False
 
 
 def _first(*mappings: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
@@ -793,6 +822,9 @@ class GenericHttpGateway(Gateway):
         ),
     ]
     supports_client_ref = True
+
+    def dedupes_by_client_ref(self) -> bool:
+        return bool(self.config["idempotency_header"])
 
     def validate_config(self) -> None:
         c = self.config
