@@ -273,6 +273,9 @@ def on_stage_entered(
     if world is None:
         return
     with world.lock:
+        for earlier in list(automation(portal).workflows.values()):
+            if earlier.deal_id == int(deal_id) and earlier.status == "running":
+                _supersede(world, earlier)
         rules = [
             r
             for r in automation(portal).rules
@@ -309,6 +312,9 @@ def advance(world: World, portal: Portal, workflow: Workflow) -> None:
         step = workflow.steps[workflow.current]
         if step.status == "waiting":
             return
+        if step.status == "cancelled":
+            workflow.current += 1
+            continue
         if step.status == "queued" and step.rule.delay_seconds > 0:
             step.status = "delayed"
             step.due_at = now + step.rule.delay_seconds
@@ -329,7 +335,22 @@ def advance(world: World, portal: Portal, workflow: Workflow) -> None:
         else:
             _run_robot(world, portal, workflow, step, deal)
     if workflow.current >= len(workflow.steps) and workflow.status == "running":
-        workflow.status = "completed"
+        cancelled = any(step.status == "cancelled" for step in workflow.steps)
+        workflow.status = "cancelled" if cancelled else "completed"
+
+
+def _supersede(world: World, workflow: Workflow) -> None:
+    """The deal entered a stage again: robots of an earlier stage entry that have not started
+    are cancelled (one already waiting for its answer may still get it)."""
+    for step in workflow.steps[workflow.current :]:
+        if step.status in ("queued", "delayed"):
+            step.status = "cancelled"
+            step.note = "the deal entered another stage"
+            step.finished_at = world.timestamp()
+    if workflow.current < len(workflow.steps):
+        if workflow.steps[workflow.current].status == "cancelled":
+            workflow.current = len(workflow.steps)
+            workflow.status = "cancelled"
 
 
 def _cancel(world: World, workflow: Workflow, note: str) -> None:

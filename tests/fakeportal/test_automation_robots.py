@@ -374,3 +374,37 @@ def test_activity_methods_share_the_code_namespace(installed_app: InstalledApp) 
     wrong = app.rest("bizproc.robot.delete", CODE="act")
     assert error(wrong)[1] == "ERROR_ACTIVITY_NOT_FOUND"
     assert app.ok("bizproc.activity.delete", CODE="act") is True
+
+
+def test_reentering_the_stage_supersedes_the_earlier_workflow(
+    installed_app: InstalledApp, fake_admin: AdminClient
+) -> None:
+    app = installed_app
+    add_robot(app)
+    add_robot(app, CODE="later", NAME="Later", USE_SUBSCRIPTION="N")
+    member = app.portal.member_id
+    rules.add_robot_rule(app.world, member, 0, "PREPARATION", app.client_id, "send_note")
+    rules.add_robot_rule(app.world, member, 0, "PREPARATION", app.client_id, "later")
+    deal_id = new_deal(app)
+    move(app, deal_id, "PREPARATION")
+    first = app.recorder.wait_for("/robot")[0].form
+    move(app, deal_id, "EXECUTING")
+    move(app, deal_id, "PREPARATION")
+    second = app.recorder.wait_for("/robot", 2)[1].form
+    assert second["code"] == "send_note"
+    assert second["workflow_id"] != first["workflow_id"]
+    assert app.ok("bizproc.event.send", EVENT_TOKEN=first["event_token"]) is True
+    assert app.ok("bizproc.event.send", EVENT_TOKEN=second["event_token"]) is True
+    app.idle()
+    posts = [(p.form["workflow_id"], p.form["code"]) for p in app.recorder.received("/robot")]
+    assert posts == [
+        (first["workflow_id"], "send_note"),
+        (second["workflow_id"], "send_note"),
+        (second["workflow_id"], "later"),
+    ]
+    flows = {w["workflow_id"]: w for w in fake_admin.workflows(member_id=member)}
+    assert flows[first["workflow_id"]]["status"] == "cancelled"
+    assert [r["status"] for r in flows[first["workflow_id"]]["robots"]] == [
+        "completed", "cancelled",
+    ]  # fmt: skip
+    assert flows[second["workflow_id"]]["status"] == "completed"
