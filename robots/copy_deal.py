@@ -7,6 +7,8 @@ copy needs, one batch writes the copy, its rows and contacts and a timeline comm
 
 from __future__ import annotations
 
+import re
+from datetime import date, datetime
 from typing import Any
 
 from app.context import RobotContext
@@ -150,8 +152,46 @@ def run(ctx: RobotContext) -> dict[str, Any]:
 
 
 def extra_fields(ctx: RobotContext, deal: dict[str, Any]) -> dict[str, Any]:
-    """Fields computed for the copy (the warranty end date, when asked for)."""
-    return {}
+    """Fields computed for the copy: the warranty end date, when asked for.
+
+    The date is ``warranty_date`` when given, else the original's CLOSEDATE (today in the
+    portal's calendar when it has none) plus ``warranty_months``. No request is made.
+    """
+    p = ctx.properties
+    field = p.get("warranty_field") or ""
+    months = p.get("warranty_months") or 0
+    given = p.get("warranty_date")
+    if not field:
+        if months or given:
+            raise RobotFailed("a warranty period or date needs the field to write it to")
+        return {}
+    field = field.strip().upper()
+    if not field.startswith("UF_"):
+        raise RobotFailed(f"warranty field {field[:60]!r} must be a deal user field (UF_...)")
+    calendar = ctx.calendar
+    if given is not None:
+        end = given
+    elif months:
+        end = calendar.add_months(
+            _portal_date(calendar, deal.get("CLOSEDATE")) or calendar.today(ctx.clock), months
+        )
+    else:
+        raise RobotFailed("a warranty field needs a warranty period (months) or an end date")
+    return {field: calendar.format_date(end)}
+
+
+def _portal_date(calendar: Any, value: Any) -> date | None:
+    """The date a deal field shows: the portal prints dates in its own offset
+    (``2024-11-12T00:00:00+01:00``), so the written date is the portal's date."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    if re.match(r"^\d{4}-\d{2}-\d{2}", value.strip()):
+        return date.fromisoformat(value.strip()[:10])
+    try:
+        parsed = calendar.parse(value)
+    except ValueError:
+        return None
+    return parsed.date() if isinstance(parsed, datetime) else parsed
 
 
 ROBOT = Robot(
@@ -208,6 +248,32 @@ ROBOT = Robot(
                 "pl": "Dopisek do tytułu",
             },
             default="",
+        ),
+        "warranty_field": Property(
+            "string",
+            {
+                "en": "Warranty end date field (UF_CRM_...)",
+                "ru": "Поле окончания гарантии (UF_CRM_...)",
+                "pl": "Pole końca gwarancji (UF_CRM_...)",
+            },
+            default="",
+        ),
+        "warranty_months": Property(
+            "int",
+            {
+                "en": "Warranty period, months (from the close date)",
+                "ru": "Срок гарантии, месяцев (от даты закрытия)",
+                "pl": "Okres gwarancji, miesiące (od daty zamknięcia)",
+            },
+            default=0,
+        ),
+        "warranty_date": Property(
+            "date",
+            {
+                "en": "Warranty end date (instead of a period)",
+                "ru": "Дата окончания гарантии (вместо срока)",
+                "pl": "Data końca gwarancji (zamiast okresu)",
+            },
         ),
     },
     returns={
