@@ -1,12 +1,9 @@
 """Event handlers, SMS and tracking endpoints' work: every router combined here, in one place."""
 
 from app.registry import EventRouter
-from handlers import sms
 
 router = EventRouter()  # event handlers of feature modules are included here
 
-SCHEDULES = [*sms.SCHEDULES]
+from handlers import date_watch  # noqa: E402
 
-ROUTES = [*sms.ROUTES]
-
-SMS_PROVIDER = sms.SMS_PROVIDER
+SCHEDULES = [*date_watch.SCHEDULES]

@@ -1,9 +1,9 @@
 """Every robot the app offers. Adding one: its own module, and a line here."""
 
-from robots import copy_deal, send_sms
+from robots import copy_deal, watch_date
 
 ROBOTS = [
     copy_deal.ROBOT,
-    send_sms.ROBOT,
+    watch_date.ROBOT,
 ]
-TRIGGERS: list = []
+TRIGGERS: list = [*watch_date.date_watch.TRIGGERS]
