@@ -1,9 +1,12 @@
 """Event handlers, SMS and tracking endpoints' work: every router combined here, in one place."""
 
 from app.registry import EventRouter
+from handlers import tracking
 
 router = EventRouter()  # event handlers of feature modules are included here
 
 from handlers import date_watch  # noqa: E402
 
 SCHEDULES = [*date_watch.SCHEDULES]
+
+ROUTES = [*tracking.ROUTES]
