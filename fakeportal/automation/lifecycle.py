@@ -263,7 +263,11 @@ def _post_page(world: World, portal: Portal, kind: str, page: dict[str, Any]) ->
                 kind=kind,
                 name=page["body"]["PLACEMENT"],
                 status=status,
-                request={"url": page["url"], "query": page["query"], "form": page["body"]},
+                request={
+                    "url": page["url"],
+                    "query": page["query"],
+                    "form": outbox.redact(page["body"]),
+                },
                 response=text[:2000],
             )
         )

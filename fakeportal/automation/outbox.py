@@ -67,6 +67,24 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
+SECRET_KEYS = frozenset(
+    {
+        "auth[access_token]",
+        "auth[refresh_token]",
+        "auth[application_token]",
+        "AUTH_ID",
+        "REFRESH_ID",
+        "APPLICATION_TOKEN",
+    }
+)
+
+
+def redact(pairs: list[tuple[str, str]] | dict[str, str]) -> dict[str, str]:
+    """A form for the wire log: tokens replaced (the log is readable over the admin surface)."""
+    items = pairs.items() if isinstance(pairs, dict) else pairs
+    return {k: ("***" if k in SECRET_KEYS and v else v) for k, v in items}
+
+
 @dataclass
 class Delivery:
     """One POST waiting to go out."""
@@ -159,7 +177,7 @@ class Runtime:
                     kind=d.kind,
                     name=d.name,
                     status=status,
-                    request={"url": d.url, "query": d.params, "form": dict(d.form)},
+                    request={"url": d.url, "query": d.params, "form": redact(d.form)},
                     response=text[:2000],
                 )
             )

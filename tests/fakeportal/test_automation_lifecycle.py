@@ -144,3 +144,15 @@ def test_open_app_page_posts_the_placement_form(
     assert set(post.form) == set(example["body"])
     assert json.loads(post.form["PLACEMENT_OPTIONS"]) == {"ID": "8061"}
     assert app.rest("user.current", token=post.form["AUTH_ID"]).status_code == 200
+
+
+def test_wire_log_of_portal_posts_hides_tokens(
+    installed_app: InstalledApp, fake_admin: AdminClient
+) -> None:
+    records = fake_admin.wire_log(member_id=installed_app.portal.member_id, direction="out")
+    [install] = [r for r in records if r["kind"] == "install"]
+    form = install["request"]["form"]
+    assert form["event"] == "ONAPPINSTALL" and install["status"] == 200
+    for key in ("auth[access_token]", "auth[refresh_token]", "auth[application_token]"):
+        assert form[key] == "***"
+    assert installed_app.access_token not in json.dumps(records)
