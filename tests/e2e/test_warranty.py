@@ -80,7 +80,12 @@ def test_won_deal_is_copied_with_warranty_and_moved_when_it_expires(solar) -> No
     stack, service = solar["stack"], solar["service"]
     with stack.world.lock:
         automation.add_robot_rule(
-            stack.world, stack.member_id, 0, "WON", stack.client_id, "copy_deal",
+            stack.world,
+            stack.member_id,
+            0,
+            "WON",
+            stack.client_id,
+            "copy_deal",
             properties={
                 "category_id": service,
                 "stage_id": f"C{service}:NEW",
@@ -89,7 +94,11 @@ def test_won_deal_is_copied_with_warranty_and_moved_when_it_expires(solar) -> No
             },
         )
         automation.add_robot_rule(
-            stack.world, stack.member_id, service, f"C{service}:NEW", stack.client_id,
+            stack.world,
+            stack.member_id,
+            service,
+            f"C{service}:NEW",
+            stack.client_id,
             "watch_date",
             properties={
                 "field": FIELD,
@@ -142,8 +151,13 @@ def test_won_deal_is_copied_with_warranty_and_moved_when_it_expires(solar) -> No
     assert deal(stack, c)["CATEGORY_ID"] == "0"
 
     # Time passes; hourly sweeps keep the portal in touch and move nothing early.
-    for day in (date(2025, 3, 1), date(2025, 7, 20), date(2025, 12, 10), date(2026, 5, 1),
-                date(2026, 9, 15)):
+    for day in (
+        date(2025, 3, 1),
+        date(2025, 7, 20),
+        date(2025, 12, 10),
+        date(2026, 5, 1),
+        date(2026, 9, 15),
+    ):
         at(stack, day)
         assert sweep(stack)["done"] == 0
 
@@ -180,33 +194,59 @@ def test_trigger_mode_fires_once_and_the_portal_moves_the_deal(solar) -> None:
     store = stack.services.store
     store.set_setting(stack.member_id, "calendar", {"timezone": "Europe/Warsaw", "country": "PL"})
     watch = date_watch.record_watch(
-        store, stack.member_id, category_id=service, field=FIELD, within_days=0,
-        action="trigger", target="warranty_expiring",
+        store,
+        stack.member_id,
+        category_id=service,
+        field=FIELD,
+        within_days=0,
+        action="trigger",
+        target="warranty_expiring",
     )
     again = date_watch.record_watch(
-        store, stack.member_id, category_id=service, field=FIELD.lower(), within_days=0,
-        action="trigger", target="",
+        store,
+        stack.member_id,
+        category_id=service,
+        field=FIELD.lower(),
+        within_days=0,
+        action="trigger",
+        target="",
     )
     assert again.id == watch.id
     with stack.world.lock:
         automation.add_trigger_rule(
-            stack.world, stack.member_id, service, f"C{service}:POST", stack.client_id,
+            stack.world,
+            stack.member_id,
+            service,
+            f"C{service}:POST",
+            stack.client_id,
             "warranty_expiring",
         )
         due_tomorrow = crm.create_deal(
             stack.portal,
-            {"TITLE": "Pump", "CATEGORY_ID": service, "STAGE_ID": f"C{service}:WARRANTY",
-             FIELD: "2024-11-13"},
+            {
+                "TITLE": "Pump",
+                "CATEGORY_ID": service,
+                "STAGE_ID": f"C{service}:WARRANTY",
+                FIELD: "2024-11-13",
+            },
         )
         far = crm.create_deal(
             stack.portal,
-            {"TITLE": "Inverter", "CATEGORY_ID": service, "STAGE_ID": f"C{service}:WARRANTY",
-             FIELD: "2027-01-01"},
+            {
+                "TITLE": "Inverter",
+                "CATEGORY_ID": service,
+                "STAGE_ID": f"C{service}:WARRANTY",
+                FIELD: "2027-01-01",
+            },
         )
         lost = crm.create_deal(
             stack.portal,
-            {"TITLE": "Cancelled", "CATEGORY_ID": service, "STAGE_ID": f"C{service}:LOSE",
-             FIELD: "2024-01-01"},
+            {
+                "TITLE": "Cancelled",
+                "CATEGORY_ID": service,
+                "STAGE_ID": f"C{service}:LOSE",
+                FIELD: "2024-01-01",
+            },
         )
 
     def firings() -> list[dict[str, Any]]:
