@@ -1,0 +1,179 @@
+"""The copy robot at scale: requests per copy, and N workers copying many deals at 2 req/s.
+
+Everything real, on this machine: the emulated portal (its leaky bucket set to the cloud's
+50 burst / 2 per second), the app's web layer over HTTP, a redis-server, and W ``rq
+worker`` processes. N deals are moved to "won", where the copy robot is placed; the portal
+calls the robot N times, the workers copy the deals and answer the workflows. Prints:
+
+- requests one copy makes (goal: 2) plus the answer to the workflow (bizproc.event.send);
+- for the whole run: REST requests, 503 answers (goal: 0), wall time, the ideal time at the
+  portal's rate ((requests - burst) / rate), and their ratio (goal: within 1.1).
+
+    .venv/bin/python bench/copy_throughput.py [--deals 1000] [--workers 4] [--rate 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import redis
+from werkzeug.serving import make_server
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app import create_app  # noqa: E402
+from app.services import Services  # noqa: E402
+from app.settings import Settings  # noqa: E402
+from fakeportal import serve  # noqa: E402
+from fakeportal.automation import lifecycle, outbox, rules  # noqa: E402
+from fakeportal.crm import categories, contacts, deals  # noqa: E402
+from fakeportal.state import AppDef, World  # noqa: E402
+
+SCOPE = ["crm", "bizproc", "placement", "messageservice", "task", "im", "user", "calendar"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--deals", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=2.0)
+    parser.add_argument("--burst", type=int, default=50)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    for name in ("werkzeug", "app", "rq"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-copy-"))
+    rport = free_port()
+    redis_proc = subprocess.Popen(
+        [shutil.which("redis-server") or "redis-server", "--port", str(rport), "--save", "",
+         "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    workers: list[subprocess.Popen] = []
+    try:
+        redis_url = f"redis://127.0.0.1:{rport}/0"
+        for _ in range(50):
+            try:
+                redis.Redis.from_url(redis_url).ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        world = World()
+        world.config.update(bucket_size=args.burst, drain_per_second=args.rate)
+        portal_server = serve(world)
+        server = make_server("127.0.0.1", 0, lambda e, s: app(e, s), threaded=True)
+        app_url = f"http://127.0.0.1:{server.server_port}"
+        settings = Settings(
+            client_id=f"local.{secrets.token_hex(7)}.00000001",
+            client_secret=secrets.token_urlsafe(24),
+            oauth_url=f"{portal_server.url}/oauth/token/", base_url=app_url,
+            redis_url=redis_url, database_url=f"sqlite:///{tmp / 'app.db'}",
+            secret_key=secrets.token_urlsafe(32), portal_burst=args.burst, portal_rate=args.rate,
+        )
+        services = Services(settings)
+        app = create_app(services=services)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        portal = world.add_portal(domain="bench.bitrix24.test")
+        world.apps[settings.client_id] = AppDef(settings.client_id, settings.client_secret,
+                                                f"{app_url}/install", SCOPE)
+        env = dict(os.environ, B24_CLIENT_ID=settings.client_id,
+                   B24_CLIENT_SECRET=settings.client_secret, B24_OAUTH_URL=settings.oauth_url,
+                   APP_BASE_URL=app_url, REDIS_URL=redis_url, DATABASE_URL=settings.database_url,
+                   SECRET_KEY=settings.secret_key, B24_PORTAL_BURST=str(args.burst),
+                   B24_PORTAL_RATE=str(args.rate))
+        rq = str(Path(sys.executable).parent / "rq")
+        workers = [
+            subprocess.Popen([rq, "worker", "--url", redis_url, "robots", "events", "bulk"],
+                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+            for _ in range(args.workers)
+        ]
+        lifecycle.install_app(world, portal.member_id, settings.client_id)
+        wait(lambda: services.store.installation(portal.member_id) is not None
+             and services.store.installation(portal.member_id).synced_at, 60, "install")
+        with world.lock:
+            service = categories.create_category(portal, "Service", [("NEW", "New", "P")])
+            contact = contacts.create_contact(portal, {"NAME": "Client"})
+            ids = [deals.create_deal(portal, {"TITLE": f"Deal {i}", "CONTACT_IDS": [contact],
+                                              "OPPORTUNITY": "1000"}, user_id=1)
+                   for i in range(args.deals + 1)]
+        rules.add_robot_rule(world, member_id=portal.member_id, category_id=0, stage_id="WON",
+                             client_id=settings.client_id, robot_code="copy_deal",
+                             properties={"category_id": str(service)}, timeout_seconds=0)
+        # One copy alone, for the requests a copy makes.
+        time.sleep(args.burst / args.rate)  # let the bucket drain after install
+        before = portal.request_total
+        with world.lock:
+            deals.move_deal(portal, ids[0], "WON", user_id=1)
+        wait(lambda: done(world, portal, [ids[0]]), 60, "one copy")
+        one = portal.request_total - before
+        methods_one = dict(portal.requests)
+
+        time.sleep(args.burst / args.rate)  # a full bucket again, as at the start of a day
+        before, rejected_before = portal.request_total, reject_count(portal)
+        started = time.monotonic()
+        with world.lock:
+            for deal_id in ids[1:]:
+                deals.move_deal(portal, deal_id, "WON", user_id=1)
+        wait(lambda: done(world, portal, ids[1:]), 3 * 3600, "all copies")
+        wall = time.monotonic() - started
+        made = portal.request_total - before
+        rejected = reject_count(portal) - rejected_before
+        ideal = max(made - args.burst, 0) / args.rate
+        print(f"copy robot: {one - 1} requests per copy (goal 2) + 1 bizproc.event.send answer")
+        print(f"  methods seen so far: {methods_one}")
+        print(f"{args.workers} workers, {args.deals} deals, portal limit {args.burst} burst / "
+              f"{args.rate}/s:")
+        print(f"  REST requests {made}, 503 answers {rejected} (goal 0)")
+        print(f"  wall {wall:.1f} s, ideal (requests - burst) / rate = {ideal:.1f} s, "
+              f"ratio {wall / ideal if ideal else float('nan'):.3f} (goal <= 1.1)")
+        portal_server.stop()
+        server.shutdown()
+    finally:
+        for w in workers:
+            w.terminate()
+        redis_proc.terminate()
+
+
+def reject_count(portal) -> int:
+    from fakeportal import limits
+
+    return limits.state(portal).rejected_503
+
+
+def done(world: World, portal, ids: list[int]) -> bool:
+    with world.lock:
+        flows = rules.list_workflows(world, portal.member_id, None)
+    finished = {f["deal_id"] for f in flows
+                if f["robots"] and f["robots"][0]["status"] == "completed"}
+    return all(i in finished for i in ids)
+
+
+def wait(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"bench: timed out waiting for {what}")
+
+
+if __name__ == "__main__":
+    main()
