@@ -149,6 +149,7 @@ def test_open_app_page_posts_the_placement_form(
 def test_wire_log_of_portal_posts_hides_tokens(
     installed_app: InstalledApp, fake_admin: AdminClient
 ) -> None:
+    installed_app.idle()  # the record is written once the app has answered
     records = fake_admin.wire_log(member_id=installed_app.portal.member_id, direction="out")
     [install] = [r for r in records if r["kind"] == "install"]
     form = install["request"]["form"]
