@@ -50,9 +50,6 @@ import json
 import logging
 import re
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -66,6 +63,7 @@ from fast_bitrix24.srh import ServerRequestHandler
 from fast_bitrix24.utils import http_build_query
 
 from app.errors import AuthFailed, PortalError, PortalUnavailable
+from app.oauth import exchange_refresh_token
 from app.ratelimit import PortalBudget
 from app.settings import Settings
 
@@ -564,60 +562,17 @@ class PortalClient:
                 log.warning("portal %s: token refresh lock expired before release", self.member_id)
 
     def _request_tokens(self, current: Tokens) -> Tokens:
-        """One refresh request to the OAuth server (PROTOCOL §2): GET with a query string.
-
-        urllib, not requests: urllib3 logs request URLs at DEBUG, and this one carries the
-        client secret and the refresh token.
-        """
-        query = {
-            "grant_type": "refresh_token",
-            "client_id": self.settings.client_id,
-            "client_secret": self.settings.client_secret,
-            "refresh_token": current.refresh_token,
-        }
-        separator = "&" if "?" in self.settings.oauth_url else "?"
-        request = urllib.request.Request(
-            f"{self.settings.oauth_url}{separator}{urllib.parse.urlencode(query)}",
-            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
-        )
+        """One refresh request to the OAuth server (app.oauth)."""
         self.oauth_requests_made += 1
-        started = time.monotonic()
-        try:
-            with urllib.request.urlopen(request, timeout=self.oauth_timeout) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            status, raw = exc.code, exc.read()
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise PortalUnavailable(f"OAuth server: {type(reason).__name__}", "oauth") from None
-        log.info(
-            "oauth refresh for %s -> %d in %.0f ms",
-            self.member_id,
-            status,
-            (time.monotonic() - started) * 1000,
-        )
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
-        if isinstance(body, dict) and body.get("error"):
-            code, description = str(body["error"]), str(body.get("error_description") or "")
-            if status >= 500:
-                raise PortalUnavailable(f"OAuth server: {code}: {description}", "oauth")
-            raise AuthFailed(code, description or "refresh refused", max(status, 400), "oauth")
-        if status >= 400 or not isinstance(body, dict):
-            raise PortalUnavailable(f"OAuth server answered HTTP {status}", "oauth")
-        try:
-            access, refresh = str(body["access_token"]), str(body["refresh_token"])
-        except KeyError:
-            raise PortalUnavailable("OAuth server answered without tokens", "oauth") from None
+        body = exchange_refresh_token(self.settings, current.refresh_token, self.oauth_timeout)
+        log.info("portal %s: tokens refreshed", self.member_id)
         expires = body.get("expires")
         expires_at = (
             float(expires) if expires else time.time() + float(body.get("expires_in", 3600))
         )
         return Tokens(
-            access_token=access,
-            refresh_token=refresh,
+            access_token=str(body["access_token"]),
+            refresh_token=str(body["refresh_token"]),
             expires_at=expires_at,
             client_endpoint=str(body.get("client_endpoint") or current.client_endpoint),
         )
