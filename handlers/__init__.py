@@ -1,14 +1,10 @@
-"""Event handlers, SMS and tracking endpoints' work: every router combined here, in one place."""
+"""Event handlers, HTTP endpoints and schedules of the app's features, combined in one place."""
 
 from app.registry import EventRouter
-from handlers import sms, tracking
+from handlers import date_watch, sms, tracking
 
-router = EventRouter()  # event handlers of feature modules are included here
-
-from handlers import date_watch  # noqa: E402
-
-SCHEDULES = [*date_watch.SCHEDULES, *sms.SCHEDULES]
+router = EventRouter()  # no feature handles portal events yet; include their routers here
 
 ROUTES = [*tracking.ROUTES, *sms.ROUTES]
-
+SCHEDULES = [*date_watch.SCHEDULES, *sms.SCHEDULES]
 SMS_PROVIDER = sms.SMS_PROVIDER

@@ -89,11 +89,19 @@ def database_url(database_server_url: str | None, tmp_path: Path) -> Iterator[st
     if database_server_url is None:
         yield f"sqlite:///{tmp_path / 'app.db'}"
         return
-    from sqlalchemy import create_engine
+    from sqlalchemy import create_engine, text
 
+    import handlers  # noqa: F401  (features add their tables to the metadata)
     from app.store import metadata
 
-    engine = create_engine(database_server_url)
+    engine = create_engine(database_server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as db:
+        # Connections an earlier test left in its pools (or its worker processes) may hold
+        # locks that DROP TABLE would wait for.
+        db.execute(text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ))
     metadata.drop_all(engine)
     engine.dispose()
     yield database_server_url
