@@ -6,6 +6,7 @@ import json
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from app import jobs
 from app.services import ROBOTS, Services
@@ -16,6 +17,7 @@ def _services() -> Services:
 
 
 @click.command("sync")
+@with_appcontext
 @click.option("--member-id", default=None, help="One portal; all active portals when omitted.")
 def sync_command(member_id: str | None) -> None:
     """Bring portals' robots, triggers, event bindings and SMS provider in line with the app."""
@@ -33,6 +35,7 @@ def sync_command(member_id: str | None) -> None:
 
 
 @click.command("portals")
+@with_appcontext
 def portals_command() -> None:
     """List installed portals."""
     for inst in _services().store.installations(active_only=False):
@@ -41,6 +44,7 @@ def portals_command() -> None:
 
 
 @click.command("runs")
+@with_appcontext
 @click.option("--member-id", default=None)
 @click.option("--limit", default=20)
 def runs_command(member_id: str | None, limit: int) -> None:
@@ -53,6 +57,7 @@ def runs_command(member_id: str | None, limit: int) -> None:
 
 
 @click.command("replay-failed")
+@with_appcontext
 @click.option("--queue", "queue_name", default=ROBOTS)
 def replay_failed_command(queue_name: str) -> None:
     """Re-queue the jobs RQ keeps in a queue's failed registry."""

@@ -359,12 +359,22 @@ def run_schedule_for(name: str, member_id: str) -> dict[str, Any] | None:
         report = dict(schedule.run(ctx) or {})
     except Exception as exc:
         s.store.record_run(
-            member_id=member_id, kind="schedule", name=name, status="failed",
-            error=f"{type(exc).__name__}: {exc}", attempts=attempt, started_at=started,
+            member_id=member_id,
+            kind="schedule",
+            name=name,
+            status="failed",
+            error=f"{type(exc).__name__}: {exc}",
+            attempts=attempt,
+            started_at=started,
         )
         raise
     s.store.record_run(
-        member_id=member_id, kind="schedule", name=name, result=report, status="ok",
-        attempts=attempt, started_at=started,
+        member_id=member_id,
+        kind="schedule",
+        name=name,
+        result=report,
+        status="ok",
+        attempts=attempt,
+        started_at=started,
     )
     return report

@@ -42,17 +42,31 @@ def free_port() -> int:
 
 def robot_form(member_id: str, token: str, n: int) -> dict[str, str]:
     return {
-        "workflow_id": f"wf{n}", "code": "copy_deal",
-        "document_id[0]": "crm", "document_id[1]": "CCrmDocumentDeal", "document_id[2]": f"DEAL_{n}",
-        "document_type[0]": "crm", "document_type[1]": "CCrmDocumentDeal", "document_type[2]": "DEAL",
+        "workflow_id": f"wf{n}",
+        "code": "copy_deal",
+        "document_id[0]": "crm",
+        "document_id[1]": "CCrmDocumentDeal",
+        "document_id[2]": f"DEAL_{n}",
+        "document_type[0]": "crm",
+        "document_type[1]": "CCrmDocumentDeal",
+        "document_type[2]": "DEAL",
         "event_token": f"wf{n}|A{n}|{secrets.token_hex(16)}.{secrets.token_hex(32)}",
-        "properties[category_id]": "1", "properties[stage_id]": "", "use_subscription": "Y",
-        "timeout_duration": "600", "ts": str(int(time.time())),
-        "auth[access_token]": secrets.token_hex(16), "auth[expires]": str(int(time.time()) + 3600),
-        "auth[expires_in]": "3600", "auth[scope]": "crm,bizproc", "auth[domain]": "bench.bitrix24.test",
-        "auth[server_endpoint]": "https://oauth.bitrix.info/rest/", "auth[status]": "L",
-        "auth[client_endpoint]": "https://bench.bitrix24.test/rest/", "auth[member_id]": member_id,
-        "auth[user_id]": "1", "auth[application_token]": token,
+        "properties[category_id]": "1",
+        "properties[stage_id]": "",
+        "use_subscription": "Y",
+        "timeout_duration": "600",
+        "ts": str(int(time.time())),
+        "auth[access_token]": secrets.token_hex(16),
+        "auth[expires]": str(int(time.time()) + 3600),
+        "auth[expires_in]": "3600",
+        "auth[scope]": "crm,bizproc",
+        "auth[domain]": "bench.bitrix24.test",
+        "auth[server_endpoint]": "https://oauth.bitrix.info/rest/",
+        "auth[status]": "L",
+        "auth[client_endpoint]": "https://bench.bitrix24.test/rest/",
+        "auth[member_id]": member_id,
+        "auth[user_id]": "1",
+        "auth[application_token]": token,
     }
 
 
@@ -91,21 +105,40 @@ def main() -> None:
     args = parser.parse_args()
     port = free_port()
     redis_proc = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--save", "",
-         "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        [
+            shutil.which("redis-server") or "redis-server",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     tmp = Path(tempfile.mkdtemp())
     try:
         time.sleep(0.3)
-        settings = Settings(client_id="bench", client_secret="x", base_url="http://127.0.0.1",
-                            redis_url=f"redis://127.0.0.1:{port}/0",
-                            database_url=f"sqlite:///{tmp / 'bench.db'}",
-                            secret_key=secrets.token_urlsafe(32))
+        settings = Settings(
+            client_id="bench",
+            client_secret="x",
+            base_url="http://127.0.0.1",
+            redis_url=f"redis://127.0.0.1:{port}/0",
+            database_url=f"sqlite:///{tmp / 'bench.db'}",
+            secret_key=secrets.token_urlsafe(32),
+        )
         services = Services(settings)
         member_id, token = secrets.token_hex(16), secrets.token_hex(16)
         services.store.save_installation(
-            member_id=member_id, domain="bench.bitrix24.test",
-            client_endpoint="https://bench.bitrix24.test/rest/", server_endpoint="",
-            application_token=token, access_token="a", refresh_token="r", expires_at=0)
+            member_id=member_id,
+            domain="bench.bitrix24.test",
+            client_endpoint="https://bench.bitrix24.test/rest/",
+            server_endpoint="",
+            application_token=token,
+            access_token="a",
+            refresh_token="r",
+            expires_at=0,
+        )
         app = create_app(services=services)
         app.add_url_rule("/bare", "bare", lambda: "ok", methods=["POST"])
         import logging
@@ -120,11 +153,17 @@ def main() -> None:
         bare = measure(f"{base}/bare", None, n, args.threads)
         robot = measure(f"{base}/robots/copy_deal", forms, n, args.threads)
         queued = services.queue("robots").count
-        print(f"callback acknowledgement, {n} requests each, {args.threads} client threads for throughput")
+        print(
+            f"callback acknowledgement, {n} requests each;"
+            f" {args.threads} client threads for throughput"
+        )
         print(f"{'endpoint':<22}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>10}")
         for name, r in (("bare Flask", bare), ("robot callback", robot)):
             print(f"{name:<22}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['throughput']:>10.0f}")
-        print(f"throughput ratio robot/bare: {robot['throughput'] / bare['throughput']:.2f} (goal >= 0.8)")
+        print(
+            "throughput ratio robot/bare:"
+            f" {robot['throughput'] / bare['throughput']:.2f} (goal >= 0.8)"
+        )
         print(f"jobs queued: {queued} (expected {2 * n})")
         server.shutdown()
     finally:

@@ -37,7 +37,7 @@ from app import create_app  # noqa: E402
 from app.services import Services  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from fakeportal import serve  # noqa: E402
-from fakeportal.automation import lifecycle, outbox, rules  # noqa: E402
+from fakeportal.automation import lifecycle, rules  # noqa: E402
 from fakeportal.crm import categories, contacts, deals  # noqa: E402
 from fakeportal.state import AppDef, World  # noqa: E402
 
@@ -64,8 +64,17 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-copy-"))
     rport = free_port()
     redis_proc = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(rport), "--save", "",
-         "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        [
+            shutil.which("redis-server") or "redis-server",
+            "--port",
+            str(rport),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     workers: list[subprocess.Popen] = []
     try:
         redis_url = f"redis://127.0.0.1:{rport}/0"
@@ -83,40 +92,74 @@ def main() -> None:
         settings = Settings(
             client_id=f"local.{secrets.token_hex(7)}.00000001",
             client_secret=secrets.token_urlsafe(24),
-            oauth_url=f"{portal_server.url}/oauth/token/", base_url=app_url,
-            redis_url=redis_url, database_url=f"sqlite:///{tmp / 'app.db'}",
-            secret_key=secrets.token_urlsafe(32), portal_burst=args.burst, portal_rate=args.rate,
+            oauth_url=f"{portal_server.url}/oauth/token/",
+            base_url=app_url,
+            redis_url=redis_url,
+            database_url=f"sqlite:///{tmp / 'app.db'}",
+            secret_key=secrets.token_urlsafe(32),
+            portal_burst=args.burst,
+            portal_rate=args.rate,
         )
         services = Services(settings)
         app = create_app(services=services)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         portal = world.add_portal(domain="bench.bitrix24.test")
-        world.apps[settings.client_id] = AppDef(settings.client_id, settings.client_secret,
-                                                f"{app_url}/install", SCOPE)
-        env = dict(os.environ, B24_CLIENT_ID=settings.client_id,
-                   B24_CLIENT_SECRET=settings.client_secret, B24_OAUTH_URL=settings.oauth_url,
-                   APP_BASE_URL=app_url, REDIS_URL=redis_url, DATABASE_URL=settings.database_url,
-                   SECRET_KEY=settings.secret_key, B24_PORTAL_BURST=str(args.burst),
-                   B24_PORTAL_RATE=str(args.rate))
+        world.apps[settings.client_id] = AppDef(
+            settings.client_id, settings.client_secret, f"{app_url}/install", SCOPE
+        )
+        env = dict(
+            os.environ,
+            B24_CLIENT_ID=settings.client_id,
+            B24_CLIENT_SECRET=settings.client_secret,
+            B24_OAUTH_URL=settings.oauth_url,
+            APP_BASE_URL=app_url,
+            REDIS_URL=redis_url,
+            DATABASE_URL=settings.database_url,
+            SECRET_KEY=settings.secret_key,
+            B24_PORTAL_BURST=str(args.burst),
+            B24_PORTAL_RATE=str(args.rate),
+        )
         rq = str(Path(sys.executable).parent / "rq")
         workers = [
-            subprocess.Popen([rq, "worker", "--url", redis_url, "robots", "events", "bulk"],
-                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+            subprocess.Popen(
+                [rq, "worker", "--url", redis_url, "robots", "events", "bulk"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             for _ in range(args.workers)
         ]
         lifecycle.install_app(world, portal.member_id, settings.client_id)
-        wait(lambda: services.store.installation(portal.member_id) is not None
-             and services.store.installation(portal.member_id).synced_at, 60, "install")
+        wait(
+            lambda: (
+                services.store.installation(portal.member_id) is not None
+                and services.store.installation(portal.member_id).synced_at
+            ),
+            60,
+            "install",
+        )
         with world.lock:
             service = categories.create_category(portal, "Service", [("NEW", "New", "P")])
             contact = contacts.create_contact(portal, {"NAME": "Client"})
-            ids = [deals.create_deal(portal, {"TITLE": f"Deal {i}", "CONTACT_IDS": [contact],
-                                              "OPPORTUNITY": "1000"}, user_id=1)
-                   for i in range(args.deals + 1)]
-        rules.add_robot_rule(world, member_id=portal.member_id, category_id=0, stage_id="WON",
-                             client_id=settings.client_id, robot_code="copy_deal",
-                             properties={"category_id": str(service)}, timeout_seconds=0)
+            ids = [
+                deals.create_deal(
+                    portal,
+                    {"TITLE": f"Deal {i}", "CONTACT_IDS": [contact], "OPPORTUNITY": "1000"},
+                    user_id=1,
+                )
+                for i in range(args.deals + 1)
+            ]
+        rules.add_robot_rule(
+            world,
+            member_id=portal.member_id,
+            category_id=0,
+            stage_id="WON",
+            client_id=settings.client_id,
+            robot_code="copy_deal",
+            properties={"category_id": str(service)},
+            timeout_seconds=0,
+        )
         # One copy alone, for the requests a copy makes.
         time.sleep(args.burst / args.rate)  # let the bucket drain after install
         before = portal.request_total
@@ -139,11 +182,15 @@ def main() -> None:
         ideal = max(made - args.burst, 0) / args.rate
         print(f"copy robot: {one - 1} requests per copy (goal 2) + 1 bizproc.event.send answer")
         print(f"  methods seen so far: {methods_one}")
-        print(f"{args.workers} workers, {args.deals} deals, portal limit {args.burst} burst / "
-              f"{args.rate}/s:")
+        print(
+            f"{args.workers} workers, {args.deals} deals, portal limit {args.burst} burst / "
+            f"{args.rate}/s:"
+        )
         print(f"  REST requests {made}, 503 answers {rejected} (goal 0)")
-        print(f"  wall {wall:.1f} s, ideal (requests - burst) / rate = {ideal:.1f} s, "
-              f"ratio {wall / ideal if ideal else float('nan'):.3f} (goal <= 1.1)")
+        print(
+            f"  wall {wall:.1f} s, ideal (requests - burst) / rate = {ideal:.1f} s, "
+            f"ratio {wall / ideal if ideal else float('nan'):.3f} (goal <= 1.1)"
+        )
         portal_server.stop()
         server.shutdown()
     finally:
@@ -161,8 +208,9 @@ def reject_count(portal) -> int:
 def done(world: World, portal, ids: list[int]) -> bool:
     with world.lock:
         flows = rules.list_workflows(world, portal.member_id, None)
-    finished = {f["deal_id"] for f in flows
-                if f["robots"] and f["robots"][0]["status"] == "completed"}
+    finished = {
+        f["deal_id"] for f in flows if f["robots"] and f["robots"][0]["status"] == "completed"
+    }
     return all(i in finished for i in ids)
 
 

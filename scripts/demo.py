@@ -68,8 +68,9 @@ class Processes:
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         log = open(self.logdir / f"{name}.log", "w")
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.procs.append((name, proc))
 
     def check(self) -> None:
@@ -101,8 +102,11 @@ def redis_for_demo(procs: Processes, env: dict[str, str]) -> str:
     if binary is None:
         raise SystemExit("demo: redis-server is missing (scripts/setup installs it)")
     port = free_port()
-    procs.start("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no"], env)
+    procs.start(
+        "redis",
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        env,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     wait_for("redis", lambda: _ping(url), 10)
     return url
@@ -135,22 +139,50 @@ def main() -> int:
         redis_url = redis_for_demo(procs, env)
         portal_port, app_port = free_port(), free_port()
         portal_url, app_url = f"http://127.0.0.1:{portal_port}", f"http://127.0.0.1:{app_port}"
-        env.update({
-            "B24_CLIENT_ID": f"local.{secrets.token_hex(7)}.{secrets.randbelow(10**8):08d}",
-            "B24_CLIENT_SECRET": secrets.token_urlsafe(32),
-            "B24_OAUTH_URL": f"{portal_url}/oauth/token/",
-            "APP_BASE_URL": app_url,
-            "REDIS_URL": redis_url,
-            "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{workdir / 'app.db'}"),
-            "SECRET_KEY": secrets.token_urlsafe(32),
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "B24_CLIENT_ID": f"local.{secrets.token_hex(7)}.{secrets.randbelow(10**8):08d}",
+                "B24_CLIENT_SECRET": secrets.token_urlsafe(32),
+                "B24_OAUTH_URL": f"{portal_url}/oauth/token/",
+                "APP_BASE_URL": app_url,
+                "REDIS_URL": redis_url,
+                "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{workdir / 'app.db'}"),
+                "SECRET_KEY": secrets.token_urlsafe(32),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         print(f"demo: logs and database in {workdir}")
-        procs.start("portal", [str(BIN / "python"), "-m", "fakeportal", "--port", str(portal_port)], env)
-        procs.start("web", [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{app_port}", "--workers", "2",
-                            "--threads", "4", "app:create_app()"], env)
-        procs.start("worker", [str(BIN / "rq"), "worker", "--with-scheduler", "--url", redis_url,
-                               "robots", "events", "bulk"], env)
+        procs.start(
+            "portal", [str(BIN / "python"), "-m", "fakeportal", "--port", str(portal_port)], env
+        )
+        procs.start(
+            "web",
+            [
+                str(BIN / "gunicorn"),
+                "--bind",
+                f"127.0.0.1:{app_port}",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "app:create_app()",
+            ],
+            env,
+        )
+        procs.start(
+            "worker",
+            [
+                str(BIN / "rq"),
+                "worker",
+                "--with-scheduler",
+                "--url",
+                redis_url,
+                "robots",
+                "events",
+                "bulk",
+            ],
+            env,
+        )
         procs.start("cron", [str(BIN / "rq"), "cron", "--url", redis_url, "app/cron.py"], env)
         wait_http(f"{portal_url}/_admin/")
         wait_http(f"{app_url}/healthz")
@@ -172,8 +204,12 @@ def walk_through(admin: AdminClient, env: dict[str, str], portal_url: str, app_u
     portal = admin.list_portals()[0]
     member_id = portal["member_id"]
     client_id = env["B24_CLIENT_ID"]
-    admin.register_app(client_id=client_id, client_secret=env["B24_CLIENT_SECRET"],
-                       install_url=f"{app_url}/install", scope=SCOPE)
+    admin.register_app(
+        client_id=client_id,
+        client_secret=env["B24_CLIENT_SECRET"],
+        install_url=f"{app_url}/install",
+        scope=SCOPE,
+    )
     hook = admin.create_webhook(member_id=member_id)["url"]
 
     print(f"\n1. The admin installs the app into {portal['domain']}")
@@ -189,24 +225,57 @@ def walk_through(admin: AdminClient, env: dict[str, str], portal_url: str, app_u
     print("\n2. The admin creates the Service funnel and places 'Copy deal' on Sales → Won")
     service = rest(hook, "crm.category.add", {"entityTypeId": 2, "fields": {"name": "Service"}})
     service_id = int(service["category"]["id"])
-    stages = rest(hook, "crm.status.list", {"filter": {"ENTITY_ID": f"DEAL_STAGE_{service_id}"},
-                                            "order": {"SORT": "ASC"}})
+    stages = rest(
+        hook,
+        "crm.status.list",
+        {"filter": {"ENTITY_ID": f"DEAL_STAGE_{service_id}"}, "order": {"SORT": "ASC"}},
+    )
     first = stages[0]["STATUS_ID"]
-    admin.add_robot_rule(member_id=member_id, category_id=0, stage_id="WON", client_id=client_id,
-                         robot_code="copy_deal",
-                         properties={"category_id": str(service_id), "stage_id": first})
+    admin.add_robot_rule(
+        member_id=member_id,
+        category_id=0,
+        stage_id="WON",
+        client_id=client_id,
+        robot_code="copy_deal",
+        properties={"category_id": str(service_id), "stage_id": first},
+    )
     print(f"   Service funnel id {service_id}, first stage {first}")
 
     print("\n3. A sales rep walks a solar deal to 'won'")
-    contact = rest(hook, "crm.contact.add", {"fields": {
-        "NAME": "Anna", "LAST_NAME": "Nowak",
-        "PHONE": [{"VALUE": "+48 600 100 200", "VALUE_TYPE": "WORK"}]}})
-    deal_id = rest(hook, "crm.deal.add", {"fields": {
-        "TITLE": "PV 9.6 kWp + heat pump, Nowak", "CURRENCY_ID": "PLN",
-        "CONTACT_IDS": [contact], "ASSIGNED_BY_ID": 1}})
-    rest(hook, "crm.deal.productrows.set", {"id": deal_id, "rows": [
-        {"PRODUCT_NAME": "PV panel 400 W", "PRICE": 900, "QUANTITY": 24},
-        {"PRODUCT_NAME": "Heat pump 8 kW", "PRICE": 46800, "QUANTITY": 1}]})
+    contact = rest(
+        hook,
+        "crm.contact.add",
+        {
+            "fields": {
+                "NAME": "Anna",
+                "LAST_NAME": "Nowak",
+                "PHONE": [{"VALUE": "+48 600 100 200", "VALUE_TYPE": "WORK"}],
+            }
+        },
+    )
+    deal_id = rest(
+        hook,
+        "crm.deal.add",
+        {
+            "fields": {
+                "TITLE": "PV 9.6 kWp + heat pump, Nowak",
+                "CURRENCY_ID": "PLN",
+                "CONTACT_IDS": [contact],
+                "ASSIGNED_BY_ID": 1,
+            }
+        },
+    )
+    rest(
+        hook,
+        "crm.deal.productrows.set",
+        {
+            "id": deal_id,
+            "rows": [
+                {"PRODUCT_NAME": "PV panel 400 W", "PRICE": 900, "QUANTITY": 24},
+                {"PRODUCT_NAME": "Heat pump 8 kW", "PRICE": 46800, "QUANTITY": 1},
+            ],
+        },
+    )
     for stage in ("PREPARATION", "PREPAYMENT_INVOICE", "EXECUTING", "WON"):
         rest(hook, "crm.deal.update", {"id": deal_id, "fields": {"STAGE_ID": stage}})
         print(f"   deal #{deal_id} → {stage}")
@@ -219,17 +288,21 @@ def walk_through(admin: AdminClient, env: dict[str, str], portal_url: str, app_u
         print(f"   log: {line}")
     copy = rest(hook, "crm.deal.get", {"id": new_id})
     rows = rest(hook, "crm.deal.productrows.get", {"id": new_id})
-    print(f"   copy #{copy['ID']} '{copy['TITLE']}' in funnel {copy['CATEGORY_ID']}, stage "
-          f"{copy['STAGE_ID']}, {copy['OPPORTUNITY']} {copy['CURRENCY_ID']}")
+    print(
+        f"   copy #{copy['ID']} '{copy['TITLE']}' in funnel {copy['CATEGORY_ID']}, stage "
+        f"{copy['STAGE_ID']}, {copy['OPPORTUNITY']} {copy['CURRENCY_ID']}"
+    )
     for row in rows:
         print(f"     {row['PRODUCT_NAME']} × {row['QUANTITY']} @ {row['PRICE']}")
 
-    print("\n5. Everything that crossed the wire between the portal and the app:")
+    print("\n5. Everything that crossed the wire (the sales rep's and admin's own calls too):")
     for rec in admin.wire_log(member_id=member_id):
-        arrow = "app → portal" if rec["direction"] == "in" else "portal → app"
+        arrow = "→ portal" if rec["direction"] == "in" else "→ app   "
         print(f"   {arrow}  {rec['kind']:<7} {rec['name']:<34} HTTP {rec['status']}")
     counts = admin.requests(member_id=member_id)
-    print(f"   REST requests answered: {counts['total']}, refused with 503: {counts['rejected_503']}")
+    print(
+        f"   REST requests answered: {counts['total']}, refused with 503: {counts['rejected_503']}"
+    )
 
 
 def _registered(admin: AdminClient, member_id: str, client_id: str) -> dict[str, Any] | None:
@@ -241,7 +314,9 @@ def _registered(admin: AdminClient, member_id: str, client_id: str) -> dict[str,
 
 def _finished(admin: AdminClient, member_id: str, deal_id: int) -> list[dict[str, Any]] | None:
     flows = admin.workflows(member_id=member_id, deal_id=deal_id)
-    if flows and all(s["status"] not in ("waiting", "pending", "delayed") for s in flows[0]["robots"]):
+    if flows and all(
+        s["status"] not in ("waiting", "pending", "delayed") for s in flows[0]["robots"]
+    ):
         return flows
     return None
 

@@ -31,8 +31,19 @@ def redis_url() -> Iterator[str]:
         pytest.fail("redis-server is not on PATH: run scripts/setup (apt-get install redis-server)")
     port = free_port()
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--daemonize", "no"],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -98,10 +109,12 @@ def database_url(database_server_url: str | None, tmp_path: Path) -> Iterator[st
     with engine.connect() as db:
         # Connections an earlier test left in its pools (or its worker processes) may hold
         # locks that DROP TABLE would wait for.
-        db.execute(text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ))
+        db.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
     metadata.drop_all(engine)
     engine.dispose()
     yield database_server_url

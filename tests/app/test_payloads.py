@@ -32,8 +32,14 @@ def form(name: str) -> dict:
 
 def test_brackets_nest_and_number_keys_become_lists() -> None:
     data = parse_form(
-        [("document_id[0]", "crm"), ("document_id[1]", "X"), ("properties[ids][0]", "1"),
-         ("properties[ids][1]", "2"), ("data[FIELDS][ID]", "7"), ("plain", "v")]
+        [
+            ("document_id[0]", "crm"),
+            ("document_id[1]", "X"),
+            ("properties[ids][0]", "1"),
+            ("properties[ids][1]", "2"),
+            ("data[FIELDS][ID]", "7"),
+            ("plain", "v"),
+        ]
     )
     assert data == {
         "document_id": ["crm", "X"],

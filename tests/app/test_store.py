@@ -11,10 +11,15 @@ SECRET = "s" * 32
 
 def install(store: Store, member_id: str = "m1", token: str = "app-token") -> None:
     store.save_installation(
-        member_id=member_id, domain=f"{member_id}.bitrix24.test",
-        client_endpoint=f"https://{member_id}.bitrix24.test/rest/", server_endpoint="",
-        application_token=token, access_token="access-secret", refresh_token="refresh-secret",
-        expires_at=123.0, scope="crm,bizproc",
+        member_id=member_id,
+        domain=f"{member_id}.bitrix24.test",
+        client_endpoint=f"https://{member_id}.bitrix24.test/rest/",
+        server_endpoint="",
+        application_token=token,
+        access_token="access-secret",
+        refresh_token="refresh-secret",
+        expires_at=123.0,
+        scope="crm,bizproc",
     )
 
 
@@ -84,9 +89,18 @@ def test_a_store_opened_with_another_key_cannot_read_tokens(database_url: str) -
 
 def test_runs_are_recorded_and_found_by_key(database_url: str) -> None:
     store = Store(database_url, SECRET)
-    store.record_run(member_id="m1", kind="robot", name="copy_deal", document="DEAL_1",
-                     key="robot:tok", inputs={"a": 1}, result={"deal_id": 2}, status="ok",
-                     started_at=1.0, finished_at=1.5)
+    store.record_run(
+        member_id="m1",
+        kind="robot",
+        name="copy_deal",
+        document="DEAL_1",
+        key="robot:tok",
+        inputs={"a": 1},
+        result={"deal_id": 2},
+        status="ok",
+        started_at=1.0,
+        finished_at=1.5,
+    )
     run = store.run_by_key("robot:tok")
     assert run is not None and run["result"] == {"deal_id": 2} and run["duration_ms"] == 500
     assert store.run_by_key("robot:other") is None

@@ -49,6 +49,7 @@ class Stack:
     client_id: str
     app_url: str
     worker: SimpleWorker
+    services_app: Any = None  # the Flask app (CLI runner, test client)
     jobs_run: int = 0
     test_calls: int = 0  # REST calls the test itself made (they count in the portal's totals)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -138,15 +139,27 @@ def stack(
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     admin = AdminClient(fakeportal_server.url)
-    portal = fake_world.add_portal(domain="solar.bitrix24.test", timezone="Europe/Warsaw",
-                                   country="PL", language="en")
+    portal = fake_world.add_portal(
+        domain="solar.bitrix24.test", timezone="Europe/Warsaw", country="PL", language="en"
+    )
     admin.register_app(
-        client_id=settings.client_id, client_secret=settings.client_secret,
-        install_url=f"{app_url}/install", scope=SCOPE,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        install_url=f"{app_url}/install",
+        scope=SCOPE,
     )
     worker = SimpleWorker([services.queue(q) for q in QUEUES], connection=services.redis)
     try:
-        yield Stack(fake_world, portal, admin, services, settings.client_id, app_url, worker)
+        yield Stack(
+            fake_world,
+            portal,
+            admin,
+            services,
+            settings.client_id,
+            app_url,
+            worker,
+            services_app=deferred.app,
+        )
     finally:
         server.shutdown()
         thread.join(timeout=5)

@@ -7,18 +7,34 @@ import requests
 from app.services import QUEUES
 
 
-def robot_form(stack, *, code: str = "copy_deal", token: str | None = None,
-               member_id: str | None = None, event_token: str = "wf1|A1|x.sig") -> dict:
+def robot_form(
+    stack,
+    *,
+    code: str = "copy_deal",
+    token: str | None = None,
+    member_id: str | None = None,
+    event_token: str = "wf1|A1|x.sig",
+) -> dict:
     inst = stack.portal.apps[stack.client_id]
     return {
-        "workflow_id": "wf1", "code": code,
-        "document_id[0]": "crm", "document_id[1]": "CCrmDocumentDeal", "document_id[2]": "DEAL_1",
-        "document_type[0]": "crm", "document_type[1]": "CCrmDocumentDeal", "document_type[2]": "DEAL",
-        "event_token": event_token, "properties[category_id]": "1", "use_subscription": "Y",
-        "timeout_duration": "600", "ts": "1700000000",
-        "auth[member_id]": member_id or stack.member_id, "auth[domain]": stack.portal.domain,
+        "workflow_id": "wf1",
+        "code": code,
+        "document_id[0]": "crm",
+        "document_id[1]": "CCrmDocumentDeal",
+        "document_id[2]": "DEAL_1",
+        "document_type[0]": "crm",
+        "document_type[1]": "CCrmDocumentDeal",
+        "document_type[2]": "DEAL",
+        "event_token": event_token,
+        "properties[category_id]": "1",
+        "use_subscription": "Y",
+        "timeout_duration": "600",
+        "ts": "1700000000",
+        "auth[member_id]": member_id or stack.member_id,
+        "auth[domain]": stack.portal.domain,
         "auth[application_token]": token if token is not None else inst.application_token,
-        "auth[access_token]": "user-access", "auth[expires_in]": "3600",
+        "auth[access_token]": "user-access",
+        "auth[expires_in]": "3600",
     }
 
 
@@ -41,12 +57,20 @@ def test_forged_unknown_and_malformed_callbacks_queue_nothing(stack) -> None:
     assert json_body.status_code == 400 and "form" in json_body.json()["error_description"]
     junk = requests.post(url, data={"auth]x[": "1"}, timeout=5)
     assert junk.status_code == 400
-    other_robot = requests.post(f"{stack.app_url}/robots/nope", data=robot_form(stack, code="nope"),
-                                timeout=5)
+    other_robot = requests.post(
+        f"{stack.app_url}/robots/nope", data=robot_form(stack, code="nope"), timeout=5
+    )
     assert other_robot.status_code == 400 and "unknown robot" in other_robot.text
-    event = requests.post(f"{stack.app_url}/events", data={
-        "event": "ONAPPUNINSTALL", "auth[member_id]": stack.member_id,
-        "auth[application_token]": "forged", "data[CLEAN]": "1"}, timeout=5)
+    event = requests.post(
+        f"{stack.app_url}/events",
+        data={
+            "event": "ONAPPUNINSTALL",
+            "auth[member_id]": stack.member_id,
+            "auth[application_token]": "forged",
+            "data[CLEAN]": "1",
+        },
+        timeout=5,
+    )
     assert event.status_code == 401
     assert queued(stack) == 0
     assert stack.services.store.installation(stack.member_id) is not None
@@ -66,12 +90,22 @@ def test_forged_install_is_not_trusted(stack) -> None:
     """An ONAPPINSTALL with made-up tokens cannot take over a portal's installation."""
     stack.install()
     before = stack.services.store.installation(stack.member_id)
-    answer = requests.post(f"{stack.app_url}/install", data={
-        "event": "ONAPPINSTALL", "data[VERSION]": "1", "data[LANGUAGE_ID]": "en", "ts": "1",
-        "auth[member_id]": stack.member_id, "auth[domain]": "evil.example.com",
-        "auth[access_token]": "a" * 32, "auth[refresh_token]": "r" * 32,
-        "auth[application_token]": "e" * 32, "auth[client_endpoint]": "https://evil.example.com/rest/",
-    }, timeout=5)
+    answer = requests.post(
+        f"{stack.app_url}/install",
+        data={
+            "event": "ONAPPINSTALL",
+            "data[VERSION]": "1",
+            "data[LANGUAGE_ID]": "en",
+            "ts": "1",
+            "auth[member_id]": stack.member_id,
+            "auth[domain]": "evil.example.com",
+            "auth[access_token]": "a" * 32,
+            "auth[refresh_token]": "r" * 32,
+            "auth[application_token]": "e" * 32,
+            "auth[client_endpoint]": "https://evil.example.com/rest/",
+        },
+        timeout=5,
+    )
     assert answer.status_code == 200  # like any install callback: answered at once
     stack.settle()
     after = stack.services.store.installation(stack.member_id)
@@ -82,8 +116,9 @@ def test_forged_install_is_not_trusted(stack) -> None:
 
 
 def test_install_page_installs_too(stack) -> None:
-    page = stack.admin.install_app(member_id=stack.member_id, client_id=stack.client_id,
-                                   mode="page")
+    page = stack.admin.install_app(
+        member_id=stack.member_id, client_id=stack.client_id, mode="page"
+    )
     stack.settle()
     assert stack.services.store.installation(stack.member_id) is not None
     assert "copy_deal" in stack.registrations()["robots"]

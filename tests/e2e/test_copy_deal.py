@@ -11,24 +11,47 @@ def solar_funnels(stack) -> int:
     return categories.create_category(
         stack.portal,
         "Service",
-        [("NEW", "Warranty service", "P"), ("POST", "Post-warranty service", "P"),
-         ("WON", "Closed", "S"), ("LOSE", "Cancelled", "F")],
+        [
+            ("NEW", "Warranty service", "P"),
+            ("POST", "Post-warranty service", "P"),
+            ("WON", "Closed", "S"),
+            ("LOSE", "Cancelled", "F"),
+        ],
     )
 
 
 def won_deal(stack) -> int:
     with stack.world.lock:
-        c1 = contacts.create_contact(stack.portal, {"NAME": "Anna", "LAST_NAME": "Nowak",
-                                                    "PHONE": [{"VALUE": "+48600100200", "VALUE_TYPE": "WORK"}]})
+        c1 = contacts.create_contact(
+            stack.portal,
+            {
+                "NAME": "Anna",
+                "LAST_NAME": "Nowak",
+                "PHONE": [{"VALUE": "+48600100200", "VALUE_TYPE": "WORK"}],
+            },
+        )
         c2 = contacts.create_contact(stack.portal, {"NAME": "Piotr", "LAST_NAME": "Nowak"})
-        deal_id = deals.create_deal(stack.portal, {
-            "TITLE": "PV 9.6 kWp + heat pump, Nowak", "OPPORTUNITY": "68400.00",
-            "CURRENCY_ID": "PLN", "ASSIGNED_BY_ID": 1, "CONTACT_IDS": [c1, c2],
-        }, user_id=1)
-    stack.portal_call("crm.deal.productrows.set", {"id": deal_id, "rows": [
-        {"PRODUCT_NAME": "PV panel 400 W", "PRICE": 900, "QUANTITY": 24},
-        {"PRODUCT_NAME": "Heat pump 8 kW", "PRICE": 46800, "QUANTITY": 1},
-    ]})
+        deal_id = deals.create_deal(
+            stack.portal,
+            {
+                "TITLE": "PV 9.6 kWp + heat pump, Nowak",
+                "OPPORTUNITY": "68400.00",
+                "CURRENCY_ID": "PLN",
+                "ASSIGNED_BY_ID": 1,
+                "CONTACT_IDS": [c1, c2],
+            },
+            user_id=1,
+        )
+    stack.portal_call(
+        "crm.deal.productrows.set",
+        {
+            "id": deal_id,
+            "rows": [
+                {"PRODUCT_NAME": "PV panel 400 W", "PRICE": 900, "QUANTITY": 24},
+                {"PRODUCT_NAME": "Heat pump 8 kW", "PRICE": 46800, "QUANTITY": 1},
+            ],
+        },
+    )
     return deal_id
 
 
@@ -36,8 +59,12 @@ def test_won_deal_is_copied_with_rows_and_contacts(stack) -> None:
     stack.install()
     service = solar_funnels(stack)
     rules.add_robot_rule(
-        stack.world, member_id=stack.member_id, category_id=0, stage_id="WON",
-        client_id=stack.client_id, robot_code="copy_deal",
+        stack.world,
+        member_id=stack.member_id,
+        category_id=0,
+        stage_id="WON",
+        client_id=stack.client_id,
+        robot_code="copy_deal",
         properties={"category_id": str(service), "stage_id": f"C{service}:NEW"},
     )
     deal_id = won_deal(stack)
@@ -59,12 +86,17 @@ def test_won_deal_is_copied_with_rows_and_contacts(stack) -> None:
     assert copy["OPPORTUNITY"] == "68400.00"
     rows = stack.portal_call("crm.deal.productrows.get", {"id": new_id})
     assert [(r["PRODUCT_NAME"], float(r["QUANTITY"])) for r in rows] == [
-        ("PV panel 400 W", 24.0), ("Heat pump 8 kW", 1.0)]
+        ("PV panel 400 W", 24.0),
+        ("Heat pump 8 kW", 1.0),
+    ]
     original_contacts = stack.portal_call("crm.deal.contact.items.get", {"id": deal_id})
     copied_contacts = stack.portal_call("crm.deal.contact.items.get", {"id": new_id})
-    assert [c["CONTACT_ID"] for c in copied_contacts] == [c["CONTACT_ID"] for c in original_contacts]
-    notes = stack.portal_call("crm.timeline.comment.list", {
-        "filter": {"ENTITY_TYPE": "deal", "ENTITY_ID": deal_id}})
+    assert [c["CONTACT_ID"] for c in copied_contacts] == [
+        c["CONTACT_ID"] for c in original_contacts
+    ]
+    notes = stack.portal_call(
+        "crm.timeline.comment.list", {"filter": {"ENTITY_TYPE": "deal", "ENTITY_ID": deal_id}}
+    )
     assert any(str(new_id) in n["COMMENT"] for n in notes)
 
     # The robot's own calls: one batch to read, one to write, one to answer the workflow.
@@ -77,8 +109,13 @@ def test_won_deal_is_copied_with_rows_and_contacts(stack) -> None:
 def test_robot_failure_is_answered_with_the_reason(stack) -> None:
     stack.install()
     rules.add_robot_rule(
-        stack.world, member_id=stack.member_id, category_id=0, stage_id="WON",
-        client_id=stack.client_id, robot_code="copy_deal", properties={"category_id": "777"},
+        stack.world,
+        member_id=stack.member_id,
+        category_id=0,
+        stage_id="WON",
+        client_id=stack.client_id,
+        robot_code="copy_deal",
+        properties={"category_id": "777"},
     )
     with stack.world.lock:
         deal_id = deals.create_deal(stack.portal, {"TITLE": "no such funnel"}, user_id=1)

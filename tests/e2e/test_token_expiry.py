@@ -16,11 +16,17 @@ ROOT = Path(__file__).resolve().parents[2]
 def worker_env(stack) -> dict[str, str]:
     s = stack.services.settings
     env = dict(os.environ)
-    env.update({
-        "B24_CLIENT_ID": s.client_id, "B24_CLIENT_SECRET": s.client_secret,
-        "B24_OAUTH_URL": s.oauth_url, "APP_BASE_URL": s.base_url, "REDIS_URL": s.redis_url,
-        "DATABASE_URL": s.database_url, "SECRET_KEY": s.secret_key,
-    })
+    env.update(
+        {
+            "B24_CLIENT_ID": s.client_id,
+            "B24_CLIENT_SECRET": s.client_secret,
+            "B24_OAUTH_URL": s.oauth_url,
+            "APP_BASE_URL": s.base_url,
+            "REDIS_URL": s.redis_url,
+            "DATABASE_URL": s.database_url,
+            "SECRET_KEY": s.secret_key,
+        }
+    )
     return env
 
 
@@ -28,8 +34,12 @@ def test_four_workers_after_token_expiry_refresh_once(stack) -> None:
     stack.install()
     service = categories.create_category(stack.portal, "Service", [("NEW", "New", "P")])
     rules.add_robot_rule(
-        stack.world, member_id=stack.member_id, category_id=0, stage_id="WON",
-        client_id=stack.client_id, robot_code="copy_deal",
+        stack.world,
+        member_id=stack.member_id,
+        category_id=0,
+        stage_id="WON",
+        client_id=stack.client_id,
+        robot_code="copy_deal",
         properties={"category_id": str(service), "copy_products": "N", "copy_contacts": "N"},
     )
     with stack.world.lock:
@@ -44,9 +54,18 @@ def test_four_workers_after_token_expiry_refresh_once(stack) -> None:
     bin_dir = Path(sys.executable).parent
     workers = [
         subprocess.Popen(
-            [str(bin_dir / "rq"), "worker", "--burst", "--url", stack.services.settings.redis_url,
-             "robots"],
-            cwd=ROOT, env=worker_env(stack), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                str(bin_dir / "rq"),
+                "worker",
+                "--burst",
+                "--url",
+                stack.services.settings.redis_url,
+                "robots",
+            ],
+            cwd=ROOT,
+            env=worker_env(stack),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         for _ in range(4)
     ]
