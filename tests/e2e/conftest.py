@@ -21,6 +21,7 @@ from rq import SimpleWorker
 from werkzeug.serving import make_server
 
 from app import create_app
+from app.registry import Registry
 from app.services import QUEUES, Services
 from app.settings import Settings
 from fakeportal.automation import outbox
@@ -121,12 +122,19 @@ def stack_clock() -> Any:
 
 
 @pytest.fixture
+def stack_registry() -> Registry:
+    """What the app offers: the product's registry; a test module may extend it."""
+    return Registry.load()
+
+
+@pytest.fixture
 def stack(
     fake_world: World,
     fakeportal_server: Server,
     app_settings: Settings,
     redis_url: str,
     stack_clock: Any,
+    stack_registry: Registry,
 ) -> Iterator[Stack]:
     conn = redis.Redis.from_url(redis_url)
     conn.flushdb()
@@ -134,7 +142,7 @@ def stack(
     server = make_server("127.0.0.1", 0, deferred, threaded=True)
     app_url = f"http://127.0.0.1:{server.server_port}"
     settings = app_settings.with_(base_url=app_url)
-    services = Services(settings, clock=stack_clock)
+    services = Services(settings, registry=stack_registry, clock=stack_clock)
     deferred.app = create_app(services=services)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -1,0 +1,100 @@
+"""Portal events through the app: bound at install, verified, queued, handled in a job."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from app.context import EventContext
+from app.payloads import EventCall
+from app.registry import EventRouter, Registry
+from fakeportal.automation import rules
+from fakeportal.crm import deals
+
+router = EventRouter()
+SEEN: list[tuple[str, str, bool]] = []
+
+
+@router.on("ONCRMDEALUPDATE")
+def note_stage(ctx: EventContext, event: EventCall) -> None:
+    """Reads the deal (the event carries only its ID) and notes its stage on the timeline."""
+    deal = ctx.portal.call("crm.deal.get", {"id": event.fields["ID"]})
+    SEEN.append((deal["ID"], deal["STAGE_ID"], event.by_user))
+    ctx.portal.call(
+        "crm.timeline.comment.add",
+        {
+            "fields": {
+                "ENTITY_ID": deal["ID"],
+                "ENTITY_TYPE": "deal",
+                "COMMENT": f"Stage is now {deal['STAGE_ID']}",
+            }
+        },
+    )
+
+
+@pytest.fixture
+def stack_registry() -> Registry:
+    return Registry.load().add(router=router)
+
+
+def test_event_handlers_are_bound_and_run_in_jobs(stack) -> None:
+    SEEN.clear()
+    stack.install()
+    reg = stack.registrations()
+    assert {"event": "ONCRMDEALUPDATE", "handler": f"{stack.app_url}/events"}.items() <= next(
+        e for e in reg["events"] if e["event"] == "ONCRMDEALUPDATE"
+    ).items()
+
+    deal_id = stack.portal_call("crm.deal.add", {"fields": {"TITLE": "Water, 20 bottles"}})
+    stack.portal_call("crm.deal.update", {"id": deal_id, "fields": {"STAGE_ID": "PREPARATION"}})
+    stack.settle()
+    assert SEEN == [(str(deal_id), "PREPARATION", True)]
+    notes = stack.portal_call(
+        "crm.timeline.comment.list", {"filter": {"ENTITY_TYPE": "deal", "ENTITY_ID": deal_id}}
+    )
+    assert [n["COMMENT"] for n in notes] == ["Stage is now PREPARATION"]
+    run = stack.services.store.runs(stack.member_id, kind="event")[0]
+    assert (run["name"], run["document"], run["status"]) == ("ONCRMDEALUPDATE", str(deal_id), "ok")
+
+
+def test_a_change_made_by_automation_comes_without_user_tokens(stack) -> None:
+    """A trigger moved the deal: the event carries no user token, the handler still runs
+    with the installation's own tokens."""
+    SEEN.clear()
+    stack.install()
+    rules.add_trigger_rule(
+        stack.world,
+        member_id=stack.member_id,
+        category_id=0,
+        stage_id="EXECUTING",
+        client_id=stack.client_id,
+        trigger_code="email_opened",
+    )
+    with stack.world.lock:
+        deal_id = deals.create_deal(stack.portal, {"TITLE": "Proposal"}, user_id=1)
+    stack.services.portal(stack.member_id).call(
+        "crm.automation.trigger.execute",
+        {"CODE": "email_opened", "OWNER_TYPE_ID": 2, "OWNER_ID": deal_id},
+    )
+    stack.settle()
+    assert (str(deal_id), "EXECUTING", False) in SEEN
+
+
+def test_replayed_and_forged_events_queue_nothing(stack) -> None:
+    stack.install()
+    inst = stack.portal.apps[stack.client_id]
+    form = {
+        "event": "ONCRMDEALUPDATE",
+        "event_handler_id": "7",
+        "data[FIELDS][ID]": "1",
+        "ts": "1700000000",
+        "auth[member_id]": stack.member_id,
+        "auth[domain]": stack.portal.domain,
+        "auth[application_token]": inst.application_token,
+    }
+    url = f"{stack.app_url}/events"
+    assert requests.post(url, data=form, timeout=5).json()["status"] == "queued"
+    assert requests.post(url, data=form, timeout=5).json()["status"] == "duplicate"
+    forged = requests.post(url, data={**form, "auth[application_token]": "x" * 32}, timeout=5)
+    assert forged.status_code == 401
+    assert stack.services.queue("events").count == 1
