@@ -1,6 +1,7 @@
 """Callback acknowledgement: the robot endpoint against a bare Flask endpoint, side by side.
 
-Both endpoints live in the same Flask app on the same threaded server. The robot endpoint
+Both endpoints live in the same Flask app, served by gunicorn as in production (2 workers,
+4 threads each; the load comes from this process). The robot endpoint
 does everything it does in production: parse the PHP form, look up the installation and
 compare its application_token, de-duplicate in Redis and enqueue an RQ job. The bare one
 answers "ok". Prints latency percentiles (one client, sequential) and throughput (several
@@ -12,6 +13,7 @@ client threads) for each, and their ratio.
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import shutil
 import socket
@@ -25,11 +27,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
-from werkzeug.serving import make_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from app import create_app  # noqa: E402
 from app.services import Services  # noqa: E402
 from app.settings import Settings  # noqa: E402
 
@@ -70,6 +71,17 @@ def robot_form(member_id: str, token: str, n: int) -> dict[str, str]:
     }
 
 
+def wait_up(url: str) -> None:
+    for _ in range(100):
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
 def measure(url: str, forms: list[dict[str, str]] | None, count: int, threads: int) -> dict:
     session = requests.Session()
     latencies: list[float] = []
@@ -102,6 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--web-workers", type=int, default=2)
     args = parser.parse_args()
     port = free_port()
     redis_proc = subprocess.Popen(
@@ -139,14 +152,36 @@ def main() -> None:
             refresh_token="r",
             expires_at=0,
         )
-        app = create_app(services=services)
-        app.add_url_rule("/bare", "bare", lambda: "ok", methods=["POST"])
-        import logging
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        base = f"http://127.0.0.1:{server.server_port}"
+        web_port = free_port()
+        env = dict(
+            os.environ,
+            SECRET_KEY=settings.secret_key,
+            DATABASE_URL=settings.database_url,
+            REDIS_URL=settings.redis_url,
+            B24_CLIENT_ID="bench",
+            APP_BASE_URL="http://127.0.0.1",
+        )
+        gunicorn = str(Path(sys.executable).parent / "gunicorn")
+        web = subprocess.Popen(
+            [
+                gunicorn,
+                "--bind",
+                f"127.0.0.1:{web_port}",
+                "--workers",
+                str(args.web_workers),
+                "--threads",
+                "4",
+                "--pythonpath",
+                str(ROOT / "bench"),
+                "--log-level",
+                "warning",
+                "ack_app:app",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
+        base = f"http://127.0.0.1:{web_port}"
+        wait_up(f"{base}/healthz")
         n = args.requests
         forms = [robot_form(member_id, token, i) for i in range(2 * n)]
         measure(f"{base}/bare", None, 100, args.threads)  # warm-up
@@ -165,7 +200,8 @@ def main() -> None:
             f" {robot['throughput'] / bare['throughput']:.2f} (goal >= 0.8)"
         )
         print(f"jobs queued: {queued} (expected {2 * n})")
-        server.shutdown()
+        web.terminate()
+        web.wait(timeout=10)
     finally:
         redis_proc.terminate()
 
