@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,21 +22,19 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import free_port, redis_server  # noqa: E402
 
 from app.services import Services  # noqa: E402
 from app.settings import Settings  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def robot_form(member_id: str, token: str, n: int) -> dict[str, str]:
@@ -116,27 +112,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--web-workers", type=int, default=2)
     args = parser.parse_args()
-    port = free_port()
-    redis_proc = subprocess.Popen(
-        [
-            shutil.which("redis-server") or "redis-server",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    resources = ExitStack()
+    redis_url = resources.enter_context(redis_server())
     tmp = Path(tempfile.mkdtemp())
     try:
-        time.sleep(0.3)
         settings = Settings(
             client_id="bench",
             client_secret="x",
             base_url="http://127.0.0.1",
-            redis_url=f"redis://127.0.0.1:{port}/0",
+            redis_url=redis_url,
             database_url=f"sqlite:///{tmp / 'bench.db'}",
             secret_key=secrets.token_urlsafe(32),
         )
@@ -203,7 +187,7 @@ def main() -> None:
         web.terminate()
         web.wait(timeout=10)
     finally:
-        redis_proc.terminate()
+        resources.close()
 
 
 if __name__ == "__main__":

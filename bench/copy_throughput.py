@@ -18,20 +18,21 @@ import argparse
 import logging
 import os
 import secrets
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
-import redis
 from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import redis_server  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.services import Services  # noqa: E402
@@ -42,12 +43,6 @@ from fakeportal.crm import categories, contacts, deals  # noqa: E402
 from fakeportal.state import AppDef, World  # noqa: E402
 
 SCOPE = ["crm", "bizproc", "placement", "messageservice", "task", "im", "user", "calendar"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main() -> None:
@@ -62,28 +57,10 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-copy-"))
-    rport = free_port()
-    redis_proc = subprocess.Popen(
-        [
-            shutil.which("redis-server") or "redis-server",
-            "--port",
-            str(rport),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    resources = ExitStack()
+    redis_url = resources.enter_context(redis_server())
     workers: list[subprocess.Popen] = []
     try:
-        redis_url = f"redis://127.0.0.1:{rport}/0"
-        for _ in range(50):
-            try:
-                redis.Redis.from_url(redis_url).ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.1)
         world = World()
         world.config.update(bucket_size=args.burst, drain_per_second=args.rate)
         portal_server = serve(world)
@@ -196,7 +173,7 @@ def main() -> None:
     finally:
         for w in workers:
             w.terminate()
-        redis_proc.terminate()
+        resources.close()
 
 
 def reject_count(portal) -> int:

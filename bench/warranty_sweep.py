@@ -20,24 +20,24 @@ import argparse
 import logging
 import math
 import secrets
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import redis
 from rq import SimpleWorker
 from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import redis_server  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.calendar import FixedClock  # noqa: E402
@@ -56,12 +56,6 @@ FIELD = "UF_CRM_WARRANTY_END"
 TODAY = date(2026, 11, 6)  # Friday; 3 working days later is Thu 12 Nov (11 Nov is a holiday)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--deals", type=int, default=10_000)
@@ -76,27 +70,9 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-warranty-"))
-    rport = free_port()
-    redis_proc = subprocess.Popen(
-        [
-            shutil.which("redis-server") or "redis-server",
-            "--port",
-            str(rport),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    resources = ExitStack()
+    redis_url = resources.enter_context(redis_server())
     try:
-        redis_url = f"redis://127.0.0.1:{rport}/0"
-        for _ in range(50):
-            try:
-                redis.Redis.from_url(redis_url).ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.1)
         world = World()
         world.config.update(bucket_size=args.burst, drain_per_second=args.rate)
         moment = datetime(TODAY.year, TODAY.month, TODAY.day, 10, tzinfo=WARSAW).astimezone(UTC)
@@ -222,7 +198,7 @@ def main() -> None:
         portal_server.stop()
         server.shutdown()
     finally:
-        redis_proc.terminate()
+        resources.close()
 
 
 if __name__ == "__main__":
