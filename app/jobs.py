@@ -9,7 +9,7 @@ from typing import Any
 from rq import Retry, get_current_job
 
 from app import services as services_module
-from app.context import EventContext, PortalSettings, RobotContext
+from app.context import RobotContext
 from app.errors import AppError, AuthFailed, PortalError, RobotFailed
 from app.payloads import (
     EventCall,
@@ -58,34 +58,29 @@ def run_robot(payload: dict[str, Any]) -> dict[str, Any] | None:
     member_id = call.auth.member_id
     started = time.time()
     attempt, will_retry = _attempt()
-    logger = logging.LoggerAdapter(
-        log, {"member_id": member_id, "robot": call.code, "document": call.document_id.id}
-    )
     installation = s.store.installation(member_id)
     robot = s.registry.robot(call.code)
     if installation is None or robot is None:
-        logger.warning(
-            "robot call dropped: %s", "portal not installed" if robot else "unknown robot"
+        log.warning(
+            "robot call for %s dropped: %s",
+            member_id,
+            "portal not installed" if robot else "unknown robot",
         )
         return None
-    portal = s.portal(member_id)
+    ctx = s.context(
+        member_id,
+        RobotContext,
+        robot=call.code,
+        document=call.document_id,
+        workflow_id=call.workflow_id,
+    )
+    portal, logger = ctx.portal, ctx.log
     done = s.store.run_by_key(call.dedupe_key)
     if done is not None:
         # The robot already did its work; only the answer to the workflow is missing.
         return _answer(s, portal, call, done["result"] or {}, "done", logger)
     inputs = dict(call.properties)
     try:
-        ctx = RobotContext(
-            member_id=member_id,
-            portal=portal,
-            settings=PortalSettings(s.store, member_id),
-            clock=s.clock,
-            log=logger,
-            services=s,
-            document=call.document_id,
-            properties={},
-            workflow_id=call.workflow_id,
-        )
         ctx.properties = robot.typed_properties(call.properties)
         result = dict(robot.run(ctx) or {})
     except RobotFailed as exc:
@@ -195,21 +190,12 @@ def handle_event(payload: dict[str, Any]) -> int:
     member_id = call.auth.member_id
     started = time.time()
     attempt, will_retry = _attempt()
-    logger = logging.LoggerAdapter(log, {"member_id": member_id, "event": call.event})
     handlers = s.registry.events.handlers(call.event)
-    installation = s.store.installation(member_id)
-    if installation is None:
-        logger.warning("event dropped: portal not installed")
+    if s.store.installation(member_id) is None:
+        log.warning("event %s for %s dropped: portal not installed", call.event, member_id)
         return 0
-    ctx = EventContext(
-        member_id=member_id,
-        portal=s.portal(member_id),
-        settings=PortalSettings(s.store, member_id),
-        clock=s.clock,
-        log=logger,
-        services=s,
-        event=call.event,
-    )
+    ctx = s.context(member_id, event=call.event)
+    logger = ctx.log
     status, error = "ok", None
     try:
         for handler in handlers:
@@ -345,16 +331,7 @@ def run_schedule_for(name: str, member_id: str) -> dict[str, Any] | None:
         return None
     started = time.time()
     attempt, _ = _attempt()
-    logger = logging.LoggerAdapter(log, {"member_id": member_id, "schedule": name})
-    ctx = EventContext(
-        member_id=member_id,
-        portal=s.portal(member_id),
-        settings=PortalSettings(s.store, member_id),
-        clock=s.clock,
-        log=logger,
-        services=s,
-        event=f"schedule:{name}",
-    )
+    ctx = s.context(member_id, schedule=name, event=f"schedule:{name}")
     try:
         report = dict(schedule.run(ctx) or {})
     except Exception as exc:

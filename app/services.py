@@ -8,16 +8,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from redis import Redis
 from rq import Queue, Retry
 
+from app.context import Context, EventContext, PortalSettings
 from app.registry import Registry
 from app.settings import Settings
 from app.store import Installation, Store
 
 log = logging.getLogger(__name__)
+C = TypeVar("C", bound=Context)
 
 # Queues in priority order: a workflow is waiting on a robot; events next; bulk work last.
 ROBOTS, EVENTS, BULK = "robots", "events", "bulk"
@@ -74,6 +76,22 @@ class Services:
         if at is not None:
             return q.enqueue_at(at, func, *args, **options, **kwargs)
         return q.enqueue(func, *args, **options, **kwargs)
+
+    def context(self, member_id: str, kind: type[C] = EventContext, **fields: Any) -> C:  # type: ignore[assignment]
+        """A robot's or handler's context for one portal; ``fields`` name the run in logs
+        (``robot=``, ``event=``, ``schedule=``) and fill the kind's own fields."""
+        names = {k: v for k, v in fields.items() if k in ("robot", "schedule", "event")}
+        logger = logging.LoggerAdapter(log, {"member_id": member_id, **names})
+        own = {k: v for k, v in fields.items() if k != "robot" and k != "schedule"}
+        return kind(
+            member_id=member_id,
+            portal=self.portal(member_id),
+            settings=PortalSettings(self.store, member_id),
+            clock=self.clock,
+            log=logger,
+            services=self,
+            **own,
+        )
 
     def portal(self, member_id: str) -> Any:
         """The REST client of one portal (app.bitrix.PortalClient)."""

@@ -41,7 +41,7 @@ from common import redis_server  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.calendar import FixedClock  # noqa: E402
-from app.context import EventContext, PortalSettings  # noqa: E402
+from app.context import PortalSettings  # noqa: E402
 from app.services import QUEUES, Services  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from fakeportal import limits, serve  # noqa: E402
@@ -150,15 +150,7 @@ def main() -> None:
             action="move",
             target=f"C{service}:POST",
         )
-        ctx = EventContext(
-            member_id=portal.member_id,
-            portal=services.portal(portal.member_id),
-            settings=PortalSettings(services.store, portal.member_id),
-            clock=services.clock,
-            log=logging.LoggerAdapter(logging.getLogger("bench"), {}),
-            services=services,
-            event="schedule:date_watch",
-        )
+        ctx = services.context(portal.member_id, event="schedule:date_watch")
         time.sleep(args.burst / args.rate)  # an idle portal: its bucket drained after install
         before, rejected_before = portal.request_total, limits.state(portal).rejected_503
         methods_before = dict(portal.requests)
