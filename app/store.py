@@ -221,9 +221,20 @@ class Store:
                 )
             )
             if clean:
-                for table in metadata.sorted_tables:
+                # Dependent rows first: a feature's table either has a member_id column or
+                # points (foreign key) at one that has.
+                for table in reversed(metadata.sorted_tables):
+                    if table is installations:
+                        continue
                     if "member_id" in table.c:
                         db.execute(delete(table).where(table.c.member_id == member_id))
+                        continue
+                    for fk in table.foreign_keys:
+                        parent = fk.column.table
+                        if "member_id" in parent.c:
+                            owned = select(fk.column).where(parent.c.member_id == member_id)
+                            db.execute(delete(table).where(fk.parent.in_(owned)))
+                db.execute(delete(installations).where(installations.c.member_id == member_id))
 
     # TokenStore (app.bitrix) -----------------------------------------------------------
     def load_tokens(self, member_id: str) -> Tokens | None:

@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import (
     Column,
     Float,
+    ForeignKey,
     Integer,
     String,
     Table,
@@ -108,7 +109,7 @@ date_watches = Table(
 date_watch_acts = Table(
     "date_watch_acts",
     metadata,
-    Column("watch_id", Integer, primary_key=True),
+    Column("watch_id", Integer, ForeignKey("date_watches.id"), primary_key=True),
     Column("deal_id", Integer, primary_key=True),
     Column("due_date", String(10), primary_key=True),
     Column("acted_at", Float, nullable=False),

@@ -148,3 +148,33 @@ def test_uninstall_with_clean_forgets_the_portal(stack) -> None:
     store = stack.services.store
     assert store.installation(stack.member_id, active_only=False) is None
     assert store.get_setting(stack.member_id, "calendar") is None
+
+
+def test_clean_uninstall_leaves_no_row_of_the_portal_in_any_table(stack) -> None:
+    from sqlalchemy import func, select
+
+    from app.store import metadata
+    from handlers.date_watch import record_watch
+
+    stack.install()
+    store = stack.services.store
+    watch = record_watch(
+        store,
+        stack.member_id,
+        category_id=0,
+        field="UF_CRM_WARRANTY_END",
+        within_days=3,
+        action="move",
+        target="WON",
+    )
+    with store.engine.begin() as db:
+        db.execute(
+            metadata.tables["date_watch_acts"]
+            .insert()
+            .values(watch_id=watch.id, deal_id=1, due_date="2026-11-12", acted_at=0)
+        )
+    stack.admin.uninstall_app(member_id=stack.member_id, client_id=stack.client_id, clean=True)
+    stack.settle()
+    with store.engine.connect() as db:
+        for table in metadata.sorted_tables:
+            assert db.execute(select(func.count()).select_from(table)).scalar() == 0, table.name
