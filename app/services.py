@@ -97,7 +97,13 @@ class Services:
         """The REST client of one portal (app.bitrix.PortalClient)."""
         from app.bitrix import PortalClient
 
-        return PortalClient(member_id, store=self.store, settings=self.settings, redis=self.redis)
+        return PortalClient(
+            member_id,
+            store=self.store,
+            settings=self.settings,
+            redis=self.redis,
+            retry_delays=self.settings.portal_retry_delays,
+        )
 
 
 class InstallationCache:

@@ -27,6 +27,9 @@ class Settings:
     portal_rate: float = 2.0
     # Token refreshes allowed for one call before giving up (fast_bitrix24 alone never stops).
     max_token_refreshes: int = 2
+    # One portal request: 5xx, timeouts and connection errors retried after these waits
+    # (seconds), then the job fails with PortalUnavailable and RQ retries the job.
+    portal_retry_delays: tuple[float, ...] = (0.5, 1, 2, 4, 8)
     # Robot runs: transient portal failures are retried within the workflow's timeout.
     robot_retry_intervals: tuple[int, ...] = (5, 15, 60, 180)
     # Accept callbacks over plain http from the emulated portal and local setups.

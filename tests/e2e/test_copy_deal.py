@@ -127,3 +127,41 @@ def test_robot_failure_is_answered_with_the_reason(stack) -> None:
     assert any("funnel 777" in line for line in flows[0]["log"]), flows
     run = stack.services.store.runs(stack.member_id, kind="robot")[0]
     assert run["status"] == "failed" and "funnel 777" in run["error"]
+
+
+def test_a_portal_outage_is_retried_within_the_workflow_timeout(stack) -> None:
+    """The portal answers 503 for a while: the run fails, RQ retries it, the copy is made
+    once and the workflow gets its answer; the attempts are recorded."""
+    stack.services.settings = stack.services.settings.with_(
+        portal_retry_delays=(0.01, 0.01), robot_retry_intervals=(1, 1)
+    )
+    stack.install()
+    service = solar_funnels(stack)
+    rules.add_robot_rule(
+        stack.world,
+        member_id=stack.member_id,
+        category_id=0,
+        stage_id="WON",
+        client_id=stack.client_id,
+        robot_code="copy_deal",
+        properties={"category_id": str(service)},
+    )
+    with stack.world.lock:
+        deal_id = deals.create_deal(stack.portal, {"TITLE": "Heat pump"}, user_id=1)
+    # Three failures: the client's two retries do not get past them, the job's retry does.
+    stack.admin.inject_fault(
+        member_id=stack.member_id,
+        status=503,
+        code="INTERNAL_SERVER_ERROR",
+        count=3,
+        method="crm.deal.get",
+    )
+    with stack.world.lock:
+        deals.move_deal(stack.portal, deal_id, "WON", user_id=1)
+    stack.settle()
+    step = stack.admin.workflows(member_id=stack.member_id, deal_id=deal_id)[0]["robots"][0]
+    assert step["status"] == "completed" and step["return_values"]["deal_id"]
+    runs = stack.services.store.runs(stack.member_id, kind="robot")
+    assert [(r["status"], r["attempts"]) for r in reversed(runs)] == [("retrying", 1), ("ok", 2)]
+    copies = stack.portal_call("crm.deal.list", {"filter": {"CATEGORY_ID": service}})
+    assert len(copies) == 1
