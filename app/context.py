@@ -9,6 +9,9 @@ from typing import Any
 from app.payloads import DocumentId
 from app.store import Store
 
+# The portal setting the calendar is read from: {"timezone": "Europe/Warsaw", "country": "PL"}
+CALENDAR_SETTING = "calendar"
+
 
 class PortalSettings:
     """Settings of one portal (gateway credentials, time zone, watches...), encrypted at rest."""
@@ -42,7 +45,7 @@ class Context:
         """The portal's calendar: its time zone, working days and public holidays."""
         from app.calendar import PortalCalendar
 
-        conf = self.settings.get("calendar", {}) or {}
+        conf = self.settings.get(CALENDAR_SETTING, {}) or {}
         return PortalCalendar(
             timezone=conf.get("timezone") or "UTC",
             country=conf.get("country") or None,

@@ -132,15 +132,17 @@ class Watch:
     swept_cutoff: date | None = None
     swept_at: float | None = None
 
+    def when(self) -> str:
+        """When a deal is due, relative to its date: "3 working days before", "on"."""
+        days = abs(self.within_days)
+        unit = ("working " if self.working_days else "") + ("day" if days == 1 else "days")
+        if self.within_days > 0:
+            return f"{days} {unit} before"
+        return f"{days} {unit} after" if self.within_days < 0 else "on"
+
     def describe(self) -> str:
-        unit = "working days" if self.working_days else "days"
-        when = (
-            f"{self.within_days} {unit} before"
-            if self.within_days > 0
-            else (f"{-self.within_days} {unit} after" if self.within_days < 0 else "on")
-        )
         what = f"move to {self.target}" if self.action == MOVE else f"fire {self.target}"
-        return f"funnel {self.category_id}: {when} {self.field}, {what}"
+        return f"funnel {self.category_id}: {self.when()} {self.field}, {what}"
 
 
 # The rule ----------------------------------------------------------------------------------
