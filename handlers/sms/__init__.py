@@ -1,11 +1,9 @@
 """The SMS provider: the portal's messages sent through the gateway its admin chose.
 
-``SMS_PROVIDER``, ``ROUTES`` (``/sms``, delivery reports, the settings page) and
+``SMS_PROVIDER``, ``ROUTES`` (``/sms``, delivery reports) and
 ``SCHEDULES`` (polling) are collected by handlers/__init__.py; the gateway layer
 (``gateways``, ``phone``) is usable on its own.
 """
-
-from app.registry import Route
 
 from .gateways import (
     GATEWAYS,
@@ -22,14 +20,7 @@ from .gateways import (
     gateway_for,
 )
 from .phone import InvalidPhone, mask_phone, normalize_phone
-from .provider import ROUTES as _PROVIDER_ROUTES
-from .provider import SCHEDULES, SMS_PROVIDER, deliver, queue_send, report
-from .settings_page import settings_view
-
-ROUTES = [
-    *_PROVIDER_ROUTES,
-    Route("/settings", "sms_settings", settings_view, ("GET", "POST")),
-]
+from .provider import ROUTES, SCHEDULES, SMS_PROVIDER, deliver, queue_send, report
 
 __all__ = [
     "GATEWAYS",

@@ -2,7 +2,7 @@
 
 The portal POSTs each message to ``/sms`` (the sender's HANDLER). The view stores it and
 queues ``send_job``; the job claims the message, normalizes the number, hands it to the
-gateway the portal admin configured (see ``settings_page``) and reports the status with
+gateway the portal admin configured (see handlers/settings_page.py) and reports the status with
 ``messageservice.message.status.update``. Later statuses come from the gateway: a delivery
 report to ``/sms/status/<gateway>/<ref>`` or, as a safety net and for gateways without
 reports, the ``sms_poll`` schedule.
@@ -18,7 +18,7 @@ from flask import Response, abort, jsonify, request
 from rq import Retry, get_current_job
 
 from app import services as services_module
-from app.context import EventContext
+from app.context import CALENDAR_SETTING, EventContext
 from app.errors import BadRequest, PortalError
 from app.payloads import SmsCall
 from app.registry import Route, Schedule, SmsProvider
@@ -45,7 +45,7 @@ SMS_PROVIDER = SmsProvider(
 )
 
 GATEWAY_SETTING = "sms_gateway"  # {"name": "serwersms", "config": {...}}
-COUNTRY_SETTING = "sms_country"  # "PL": how numbers without "+" are read
+LEGACY_COUNTRY_SETTING = "sms_country"  # read only: the country before the calendar had one
 # Gateway outages: retried after 10 s, 30 s, 2 min and 10 min, then the message fails.
 SEND_RETRY_INTERVALS = (10, 30, 120, 600)
 REPORT_RETRY_INTERVALS = (10, 60, 300)
@@ -93,11 +93,15 @@ def load_gateway(s: Services, member_id: str) -> Gateway:
 
 
 def default_country(s: Services, member_id: str) -> str:
-    """The country numbers without ``+`` belong to: the SMS setting, else the calendar's."""
-    country = s.store.get_setting(member_id, COUNTRY_SETTING)
-    if not country:
-        country = (s.store.get_setting(member_id, "calendar") or {}).get("country")
-    return str(country or "")
+    """The country numbers without ``+`` belong to: the portal calendar's country.
+
+    A portal whose calendar has never been given a country keeps the country its admin
+    once set for SMS alone (``sms_country``, no longer written).
+    """
+    calendar = s.store.get_setting(member_id, CALENDAR_SETTING) or {}
+    if isinstance(calendar, dict) and "country" in calendar:
+        return str(calendar.get("country") or "")
+    return str(s.store.get_setting(member_id, LEGACY_COUNTRY_SETTING) or "")
 
 
 # sending ------------------------------------------------------------------------------------

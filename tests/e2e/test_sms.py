@@ -71,12 +71,18 @@ def configure_serwersms(stack) -> str:
     assert page["status"] == 200, page["body"][:300]
     assert "X-Frame-Options" not in page["content_type"]
     token = re.search(r'name="form_token" value="([^"]+)"', page["body"]).group(1)
+    calendar = requests.post(
+        f"{stack.app_url}/settings",
+        data={"member_id": stack.member_id, "form_token": token, "action": "calendar",
+              "timezone": "Europe/Warsaw", "country": "pl"},
+        timeout=10,
+    )  # fmt: skip
+    assert calendar.status_code == 200, calendar.text[:500]  # numbers without + are Polish
     saved = requests.post(
         f"{stack.app_url}/settings",
         data={
-            "member_id": stack.member_id, "form_token": token, "action": "save",
+            "member_id": stack.member_id, "form_token": token, "action": "sms",
             "gateway": "serwersms", "serwersms.token": API_TOKEN, "serwersms.sender": "SOLARTECH",
-            "country": "pl",
         },
         timeout=10,
     )  # fmt: skip
@@ -227,7 +233,7 @@ def test_settings_page_is_for_portal_admins_only(stack, gateway) -> None:
     assert page["status"] == 403 and "administrator" in page["body"]
     forged = requests.post(
         f"{stack.app_url}/settings",
-        data={"member_id": stack.member_id, "form_token": "9999999999.forged", "action": "save",
+        data={"member_id": stack.member_id, "form_token": "9999999999.forged", "action": "sms",
               "gateway": "serwersms", "serwersms.token": "x"},
         timeout=10,
     )  # fmt: skip
