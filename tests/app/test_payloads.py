@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -19,10 +18,7 @@ from app.payloads import (
     robot_call_from_dict,
     to_dict,
 )
-
-EXAMPLES = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "bitrix24_examples.json").read_text("utf-8")
-)
+from tests.support import EXAMPLES
 
 
 def form(name: str) -> dict:

@@ -6,14 +6,11 @@ from typing import Any
 
 import pytest
 
-from fakeportal import admin, testing
+from fakeportal import admin
 from fakeportal.state import Portal, World
 
-fakeportal_server = testing.fakeportal_server
-fake_world = testing.fake_world
-fake_portal = testing.fake_portal
-fake_webhook = testing.fake_webhook
-fake_admin = testing.fake_admin
+# fakeportal_server, fake_world, fake_portal, fake_webhook, fake_admin come from the
+# fakeportal.testing plugin (tests/conftest.py).
 
 
 @pytest.fixture

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import requests
 from fast_bitrix24 import Bitrix
 
@@ -12,13 +9,11 @@ from fakeportal import crm
 from fakeportal.automation import testing
 from fakeportal.automation.testing import InstalledApp
 from fakeportal.testing import AdminClient
+from tests.support import EXAMPLES
 
 recorder = testing.recorder
 installed_app = testing.installed_app
 
-EXAMPLES = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "bitrix24_examples.json").read_text()
-)
 USER_EVENT_KEYS = set(EXAMPLES["event_oncrmcontactadd_sdk_fixture"]["form_fields_derived"])
 NO_USER_EVENT_KEYS = set(EXAMPLES["event_oncrmdealadd_outgoing_webhook"]["form_fields_derived"])
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import requests
 
@@ -13,13 +12,10 @@ from fakeportal.automation.recorder import Post, Recorder
 from fakeportal.automation.testing import InstalledApp
 from fakeportal.state import Portal, World
 from fakeportal.testing import AdminClient
+from tests.support import EXAMPLES
 
 recorder = testing.recorder
 installed_app = testing.installed_app
-
-EXAMPLES = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "bitrix24_examples.json").read_text()
-)
 
 
 def test_install_page_mode_waits_for_install_finish(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,13 +13,11 @@ from fakeportal import crm
 from fakeportal.automation import rules, testing
 from fakeportal.automation.testing import InstalledApp
 from fakeportal.testing import AdminClient
+from tests.support import EXAMPLES
 
 recorder = testing.recorder
 installed_app = testing.installed_app
 
-EXAMPLES = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "bitrix24_examples.json").read_text()
-)
 
 ROBOT = {
     "CODE": "send_note",

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -14,13 +12,11 @@ from fakeportal.automation import messageservice, outbox, rules, testing
 from fakeportal.automation.recorder import Post
 from fakeportal.automation.testing import InstalledApp
 from fakeportal.testing import AdminClient
+from tests.support import EXAMPLES
 
 recorder = testing.recorder
 installed_app = testing.installed_app
 
-EXAMPLES = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "bitrix24_examples.json").read_text()
-)
 AUTH_KEYS = {
     k
     for k in EXAMPLES["robot_handler_post_deal_SYNTHESIZED"]["form_fields_derived"]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,10 +13,8 @@ from fast_bitrix24.server_response import ErrorInServerResponseException
 from fakeportal.api import METHODS, ApiError, Call, Page, method
 from fakeportal.rest import paginate
 from fakeportal.state import Portal
+from tests.support import EXAMPLES
 
-EXAMPLES = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "bitrix24_examples.json").read_text("utf-8")
-)
 NAMES = ("test.batch.add", "test.batch.get", "test.batch.list", "test.batch.fail")
 
 

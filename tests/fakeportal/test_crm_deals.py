@@ -3,42 +3,17 @@ and funnels, the signals CRM changes send, product rows and deal contacts."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from fast_bitrix24 import Bitrix
 
 from fakeportal import crm, signals
 from fakeportal.crm import common
 from fakeportal.state import Portal, World
-
-EXAMPLES = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "bitrix24_examples.json").read_text("utf-8")
-)
-
-
-class Client:
-    """A webhook client: ``call`` posts JSON with requests and returns (status, body)."""
-
-    def __init__(self, world: World, portal: Portal, webhook: str) -> None:
-        self.world = world
-        self.portal = portal
-        self.webhook = webhook
-        self.bitrix = Bitrix(webhook, verbose=False)
-
-    def call(self, method: str, **params: Any) -> tuple[int, dict[str, Any]]:
-        response = requests.post(self.webhook + method, json=params, timeout=10)
-        return response.status_code, response.json()
-
-    def ok(self, method: str, **params: Any) -> Any:
-        status, body = self.call(method, **params)
-        assert status == 200, body
-        return body["result"]
+from tests.support import EXAMPLES
+from tests.support import WebhookClient as Client
 
 
 @pytest.fixture

@@ -3,39 +3,16 @@ the CRM admin actions, over real HTTP."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from fast_bitrix24 import Bitrix
 
 from fakeportal import signals
 from fakeportal.state import Portal, World
 from fakeportal.testing import AdminClient, AdminError
-
-EXAMPLES = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "bitrix24_examples.json").read_text("utf-8")
-)
-
-
-class Client:
-    def __init__(self, world: World, portal: Portal, webhook: str) -> None:
-        self.world = world
-        self.portal = portal
-        self.webhook = webhook
-        self.bitrix = Bitrix(webhook, verbose=False)
-
-    def call(self, method: str, **params: Any) -> tuple[int, dict[str, Any]]:
-        response = requests.post(self.webhook + method, json=params, timeout=10)
-        return response.status_code, response.json()
-
-    def ok(self, method: str, **params: Any) -> Any:
-        status, body = self.call(method, **params)
-        assert status == 200, body
-        return body["result"]
+from tests.support import EXAMPLES
+from tests.support import WebhookClient as Client
 
 
 @pytest.fixture
