@@ -120,11 +120,13 @@ class InstallationCache:
         self._lock = threading.Lock()
         self._items: dict[str, tuple[float, Installation]] = {}
 
-    def get(self, member_id: str) -> Installation | None:
+    def get(self, member_id: str, *, fresh: bool = False) -> Installation | None:
+        """The installation; ``fresh`` reads the store even when a copy is kept (a
+        reinstall gives the portal a new application_token)."""
         now = time.monotonic()
         with self._lock:
             hit = self._items.get(member_id)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > now and not fresh:
             return hit[1]
         installation = self._store.installation(member_id)
         with self._lock:

@@ -62,7 +62,10 @@ def form_data() -> dict[str, Any]:
 
 def verify(auth: Auth) -> Installation:
     """The installation the callback claims to come from, or Unauthorized."""
-    installation = services().installations.get(auth.member_id)
+    cache = services().installations
+    installation = cache.get(auth.member_id)
+    if installation is not None and not installation.token_matches(auth.application_token):
+        installation = cache.get(auth.member_id, fresh=True)  # reinstalled meanwhile?
     if installation is None:
         raise Unauthorized("unknown portal")
     if not installation.token_matches(auth.application_token):

@@ -178,3 +178,22 @@ def test_clean_uninstall_leaves_no_row_of_the_portal_in_any_table(stack) -> None
     with store.engine.connect() as db:
         for table in metadata.sorted_tables:
             assert db.execute(select(func.count()).select_from(table)).scalar() == 0, table.name
+
+
+def test_callbacks_with_the_new_token_are_taken_right_after_a_reinstall(stack) -> None:
+    """The web layer keeps installations for a few seconds; a reinstall (new
+    application_token) must not make it refuse the portal's next callbacks."""
+    import time
+
+    stack.install()
+    url = f"{stack.app_url}/robots/copy_deal"
+    assert requests.post(url, data=robot_form(stack, event_token="a|b|c.1"), timeout=5).ok
+    cache = stack.services.installations
+    old = cache.get(stack.member_id)
+    stack.admin.uninstall_app(member_id=stack.member_id, client_id=stack.client_id)
+    stack.settle()
+    stack.install()  # the portal issues a new application_token
+    # As another web process would still have it: the old installation, kept for a while.
+    cache._items[stack.member_id] = (time.monotonic() + 60, old)
+    answer = requests.post(url, data=robot_form(stack, event_token="a|b|c.2"), timeout=5)
+    assert answer.status_code == 200 and answer.json()["status"] == "queued"
