@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from app import jobs
-from app.services import ROBOTS, Services
+from app.services import EVENTS, QUEUES, Services
 
 
 def _services() -> Services:
@@ -58,16 +58,26 @@ def runs_command(member_id: str | None, limit: int) -> None:
 
 @click.command("replay-failed")
 @with_appcontext
-@click.option("--queue", "queue_name", default=ROBOTS)
-def replay_failed_command(queue_name: str) -> None:
-    """Re-queue the jobs RQ keeps in a queue's failed registry."""
-    queue = _services().queue(queue_name)
-    registry = queue.failed_job_registry
-    count = 0
-    for job_id in registry.get_job_ids():
-        registry.requeue(job_id)
-        count += 1
-    click.echo(f"requeued {count} job(s) from {queue_name}")
+@click.option("--member-id", default=None, help="One portal; all portals when omitted.")
+def replay_failed_command(member_id: str | None) -> None:
+    """Run failed work again: event handlers that failed (from the run history) and jobs
+    RQ keeps in its failed registries. Robots are not replayed: their workflows already
+    got the failure as an answer."""
+    s = _services()
+    events = 0
+    for run in list(s.store.iter_failed_runs(member_id, kind="event")):
+        if not isinstance(run["inputs"], dict) or "auth" not in run["inputs"]:
+            continue  # recorded before calls were kept whole
+        s.enqueue(EVENTS, jobs.handle_event, run["inputs"])
+        s.store.set_run_status(run["id"], "replayed")
+        events += 1
+    requeued = 0
+    for name in QUEUES:
+        registry = s.queue(name).failed_job_registry
+        for job_id in registry.get_job_ids():
+            registry.requeue(job_id)
+            requeued += 1
+    click.echo(f"replayed {events} failed event(s); requeued {requeued} failed job(s)")
 
 
 def init_app(app: Flask) -> None:

@@ -216,7 +216,7 @@ def handle_event(payload: dict[str, Any]) -> int:
             name=call.event,
             document=str(call.fields.get("ID", "")),
             key=call.dedupe_key,
-            inputs=call.data,
+            inputs=payload,  # the whole (token-free) call: `flask replay-failed` re-runs it
             status=status,
             error=error,
             attempts=attempt,

@@ -359,10 +359,18 @@ class Store:
             row = db.execute(query).mappings().first()
         return dict(row) if row else None
 
-    def iter_failed_runs(self, member_id: str | None = None) -> Iterator[dict[str, Any]]:
+    def set_run_status(self, run_id: int, status: str) -> None:
+        with self.engine.begin() as db:
+            db.execute(update(runs).where(runs.c.id == run_id).values(status=status))
+
+    def iter_failed_runs(
+        self, member_id: str | None = None, *, kind: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         query = select(runs).where(runs.c.status == "failed").order_by(runs.c.id)
         if member_id is not None:
             query = query.where(runs.c.member_id == member_id)
+        if kind is not None:
+            query = query.where(runs.c.kind == kind)
         with self.engine.connect() as db:
             yield from (dict(r) for r in db.execute(query).mappings())
 

@@ -98,3 +98,40 @@ def test_replayed_and_forged_events_queue_nothing(stack) -> None:
     forged = requests.post(url, data={**form, "auth[application_token]": "x" * 32}, timeout=5)
     assert forged.status_code == 401
     assert stack.services.queue("events").count == 1
+
+
+FLAKY = {"fail": True}
+flaky_router = EventRouter()
+
+
+@flaky_router.on("ONCRMDEALADD")
+def flaky(ctx: EventContext, event: EventCall) -> None:
+    if FLAKY["fail"]:
+        raise RuntimeError("handler bug")
+    SEEN.append((event.fields["ID"], "ADDED", event.by_user))
+
+
+def test_a_failed_event_handler_is_recorded_and_replayed(stack) -> None:
+    SEEN.clear()
+    stack.services.registry.add(router=flaky_router)
+    stack.install()
+    deal_id = stack.portal_call("crm.deal.add", {"fields": {"TITLE": "Water, 40 bottles"}})
+    stack.settle()
+    failed = [
+        r
+        for r in stack.services.store.runs(stack.member_id, kind="event")
+        if r["name"] == "ONCRMDEALADD"
+    ]
+    assert [r["status"] for r in failed] == ["failed"] and "handler bug" in failed[0]["error"]
+
+    FLAKY["fail"] = False  # the bug is fixed and deployed
+    result = stack.services_app.test_cli_runner().invoke(args=["replay-failed"])
+    assert result.exit_code == 0 and "replayed 1 failed event" in result.output, result.output
+    stack.settle()
+    assert (str(deal_id), "ADDED", True) in SEEN
+    statuses = [
+        r["status"]
+        for r in stack.services.store.runs(stack.member_id, kind="event")
+        if r["name"] == "ONCRMDEALADD"
+    ]
+    assert sorted(statuses) == ["ok", "replayed"]
