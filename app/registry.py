@@ -25,6 +25,8 @@ LANGUAGES = ("en", "ru", "pl")
 DEAL_DOCUMENT = ("crm", "CCrmDocumentDeal", "DEAL")
 PROPERTY_TYPES = {"bool", "date", "datetime", "double", "int", "select", "string", "text", "user"}
 DEFAULT_MODULES = ("robots", "handlers")
+# The permissions the app asks a portal for (the local app's "scopes").
+SCOPES = ("crm", "bizproc", "placement", "messageservice", "task", "im", "user", "calendar")
 
 
 def localized(text: Text | str) -> dict[str, str]:

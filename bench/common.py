@@ -1,15 +1,30 @@
-"""What every benchmark needs: a free port and a throwaway redis-server."""
+"""What the benchmarks share: a free port, a throwaway redis-server, the app served over
+HTTP beside an emulated portal that knows it."""
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import redis
+from werkzeug.serving import make_server
+
+from app import create_app
+from app.registry import SCOPES
+from app.services import Services
+from app.settings import Settings
+from fakeportal import serve
+from fakeportal.server import Server
+from fakeportal.state import AppDef, World
 
 
 def free_port() -> int:
@@ -50,3 +65,45 @@ def redis_server() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@dataclass
+class BenchApp:
+    portal_server: Server
+    settings: Settings
+    services: Services
+    app_url: str
+    server: Any
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.portal_server.stop()
+
+
+def start_app(
+    world: World, redis_url: str, workdir: Path, *, burst: int, rate: float, clock: Any = None
+) -> BenchApp:
+    """The emulated portal's server for ``world`` and the app (threaded, real HTTP), with the
+    app registered at the portal's OAuth server. Install it with fakeportal's install_app."""
+    portal_server = serve(world)
+    holder: dict[str, Any] = {}
+    server = make_server("127.0.0.1", 0, lambda e, s: holder["app"](e, s), threaded=True)
+    app_url = f"http://127.0.0.1:{server.server_port}"
+    settings = Settings(
+        client_id=f"local.{secrets.token_hex(7)}.00000001",
+        client_secret=secrets.token_urlsafe(24),
+        oauth_url=f"{portal_server.url}/oauth/token/",
+        base_url=app_url,
+        redis_url=redis_url,
+        database_url=f"sqlite:///{workdir / 'app.db'}",
+        secret_key=secrets.token_urlsafe(32),
+        portal_burst=burst,
+        portal_rate=rate,
+    )
+    services = Services(settings, clock=clock)
+    holder["app"] = create_app(services=services)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    world.apps[settings.client_id] = AppDef(
+        settings.client_id, settings.client_secret, f"{app_url}/install", list(SCOPES)
+    )
+    return BenchApp(portal_server, settings, services, app_url, server)

@@ -17,32 +17,22 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import secrets
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
-
-from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import redis_server  # noqa: E402
+from common import redis_server, start_app  # noqa: E402
 
-from app import create_app  # noqa: E402
-from app.services import Services  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from fakeportal import serve  # noqa: E402
 from fakeportal.automation import lifecycle, rules  # noqa: E402
 from fakeportal.crm import categories, contacts, deals  # noqa: E402
-from fakeportal.state import AppDef, World  # noqa: E402
-
-SCOPE = ["crm", "bizproc", "placement", "messageservice", "task", "im", "user", "calendar"]
+from fakeportal.state import World  # noqa: E402
 
 
 def main() -> None:
@@ -63,27 +53,9 @@ def main() -> None:
     try:
         world = World()
         world.config.update(bucket_size=args.burst, drain_per_second=args.rate)
-        portal_server = serve(world)
-        server = make_server("127.0.0.1", 0, lambda e, s: app(e, s), threaded=True)
-        app_url = f"http://127.0.0.1:{server.server_port}"
-        settings = Settings(
-            client_id=f"local.{secrets.token_hex(7)}.00000001",
-            client_secret=secrets.token_urlsafe(24),
-            oauth_url=f"{portal_server.url}/oauth/token/",
-            base_url=app_url,
-            redis_url=redis_url,
-            database_url=f"sqlite:///{tmp / 'app.db'}",
-            secret_key=secrets.token_urlsafe(32),
-            portal_burst=args.burst,
-            portal_rate=args.rate,
-        )
-        services = Services(settings)
-        app = create_app(services=services)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        bench = start_app(world, redis_url, tmp, burst=args.burst, rate=args.rate)
+        settings, services, app_url = bench.settings, bench.services, bench.app_url
         portal = world.add_portal(domain="bench.bitrix24.test")
-        world.apps[settings.client_id] = AppDef(
-            settings.client_id, settings.client_secret, f"{app_url}/install", SCOPE
-        )
         env = dict(
             os.environ,
             B24_CLIENT_ID=settings.client_id,
@@ -168,8 +140,7 @@ def main() -> None:
             f"  wall {wall:.1f} s, ideal (requests - burst) / rate = {ideal:.1f} s, "
             f"ratio {wall / ideal if ideal else float('nan'):.3f} (goal <= 1.1)"
         )
-        portal_server.stop()
-        server.shutdown()
+        bench.stop()
     finally:
         for w in workers:
             w.terminate()

@@ -19,38 +19,31 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import secrets
 import sys
 import tempfile
-import threading
 import time
 from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from rq import SimpleWorker
-from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import redis_server  # noqa: E402
+from common import redis_server, start_app  # noqa: E402
 
-from app import create_app  # noqa: E402
 from app.calendar import FixedClock  # noqa: E402
 from app.context import PortalSettings  # noqa: E402
-from app.services import QUEUES, Services  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from fakeportal import limits, serve  # noqa: E402
+from app.services import QUEUES  # noqa: E402
+from fakeportal import limits  # noqa: E402
 from fakeportal.automation import lifecycle, outbox  # noqa: E402
 from fakeportal.crm import add_user_field, create_category, create_deal  # noqa: E402
-from fakeportal.state import AppDef, World  # noqa: E402
+from fakeportal.state import World  # noqa: E402
 from handlers import date_watch  # noqa: E402
 
-SCOPE = ["crm", "bizproc", "placement", "messageservice", "task", "im", "user", "calendar"]
 WARSAW = ZoneInfo("Europe/Warsaw")
 FIELD = "UF_CRM_WARRANTY_END"
 TODAY = date(2026, 11, 6)  # Friday; 3 working days later is Thu 12 Nov (11 Nov is a holiday)
@@ -77,29 +70,12 @@ def main() -> None:
         world.config.update(bucket_size=args.burst, drain_per_second=args.rate)
         moment = datetime(TODAY.year, TODAY.month, TODAY.day, 10, tzinfo=WARSAW).astimezone(UTC)
         world.advance(moment - world.now())
-        portal_server = serve(world)
-        app: Any = None
-        server = make_server("127.0.0.1", 0, lambda e, s: app(e, s), threaded=True)
-        app_url = f"http://127.0.0.1:{server.server_port}"
-        settings = Settings(
-            client_id=f"local.{secrets.token_hex(7)}.00000001",
-            client_secret=secrets.token_urlsafe(24),
-            oauth_url=f"{portal_server.url}/oauth/token/",
-            base_url=app_url,
-            redis_url=redis_url,
-            database_url=f"sqlite:///{tmp / 'app.db'}",
-            secret_key=secrets.token_urlsafe(32),
-            portal_burst=args.burst,
-            portal_rate=args.rate,
+        bench = start_app(
+            world, redis_url, tmp, burst=args.burst, rate=args.rate, clock=FixedClock(moment)
         )
-        services = Services(settings, clock=FixedClock(moment))
-        app = create_app(services=services)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        settings, services = bench.settings, bench.services
         portal = world.add_portal(
             domain="solar.bitrix24.test", timezone="Europe/Warsaw", country="PL"
-        )
-        world.apps[settings.client_id] = AppDef(
-            settings.client_id, settings.client_secret, f"{app_url}/install", SCOPE
         )
         worker = SimpleWorker([services.queue(q) for q in QUEUES], connection=services.redis)
         lifecycle.install_app(world, portal.member_id, settings.client_id)
@@ -187,8 +163,7 @@ def main() -> None:
             f"requests / rate = {ideal:.2f} s, ratio {wall / ideal if ideal else 0:.3f} "
             "(goal: within 1.1)"
         )
-        portal_server.stop()
-        server.shutdown()
+        bench.stop()
     finally:
         resources.close()
 

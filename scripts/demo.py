@@ -29,9 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 
+from app.registry import SCOPES  # noqa: E402
 from fakeportal.testing import AdminClient  # noqa: E402
 
-SCOPE = "crm,bizproc,placement,messageservice,task,im,user,calendar"
+SCOPE = ",".join(SCOPES)
 
 
 def free_port() -> int:

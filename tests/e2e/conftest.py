@@ -21,15 +21,13 @@ from rq import SimpleWorker
 from werkzeug.serving import make_server
 
 from app import create_app
-from app.registry import Registry
+from app.registry import SCOPES, Registry
 from app.services import QUEUES, Services
 from app.settings import Settings
 from fakeportal.automation import outbox
 from fakeportal.server import Server
 from fakeportal.state import Portal, World
 from fakeportal.testing import AdminClient
-
-SCOPE = ["crm", "bizproc", "placement", "messageservice", "task", "im", "user", "calendar"]
 
 
 class _Deferred:
@@ -154,7 +152,7 @@ def stack(
         client_id=settings.client_id,
         client_secret=settings.client_secret,
         install_url=f"{app_url}/install",
-        scope=SCOPE,
+        scope=list(SCOPES),
     )
     worker = SimpleWorker([services.queue(q) for q in QUEUES], connection=services.redis)
     try:
