@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 from app.errors import BadRequest
@@ -362,10 +362,24 @@ class SmsCall:
 
 
 def to_dict(payload: Any) -> dict[str, Any]:
-    """A payload as primitives, for an RQ job argument (tokens left out)."""
+    """A payload as primitives, for an RQ job argument (tokens left out).
+
+    Like dataclasses.asdict, without its deep copies: the values are strings, numbers and
+    the containers parse_form built for this payload alone (this runs on every callback).
+    """
     if isinstance(getattr(payload, "auth", None), Auth):
         payload = replace(payload, auth=payload.auth.redacted())
-    return asdict(payload)
+    return _primitive(payload)
+
+
+def _primitive(value: Any) -> Any:
+    if is_dataclass(value):
+        return {f.name: _primitive(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_primitive(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _primitive(v) for k, v in value.items()}
+    return value
 
 
 def robot_call_from_dict(data: dict[str, Any]) -> RobotCall:

@@ -51,7 +51,12 @@ class Services:
         return Redis.from_url(self.settings.redis_url)
 
     def queue(self, name: str) -> Queue:
-        return Queue(name, connection=self.redis)
+        """The RQ queue (kept: a Queue caches the server's version, one round trip less
+        for every job queued)."""
+        queues = self.__dict__.setdefault("_queues", {})
+        if name not in queues:
+            queues[name] = Queue(name, connection=self.redis)
+        return queues[name]
 
     def enqueue(
         self,
