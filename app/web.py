@@ -83,6 +83,8 @@ def _first_time(key: str) -> bool:
 
 
 def enqueue_once(key: str, queue: str, func: Any, *args: Any, **options: Any) -> bool:
+    """Queue a job unless ``key`` was seen. Give a ``description``: RQ logs it and keeps it
+    in Redis instead of the arguments (which may hold event tokens and personal data)."""
     if not _first_time(key):
         return False
     try:
@@ -135,7 +137,14 @@ def _queue_install(call: InstallCall) -> None:
     sealed = services().store.box.encrypt_json(to_dict(call))
     # An install for a portal is processed once per application token and refresh token.
     key = f"install:{call.member_id}:{call.application_token}:{call.refresh_token}"
-    enqueue_once(key, EVENTS, jobs.install_portal, sealed, job_id=job_id("install", key))
+    enqueue_once(
+        key,
+        EVENTS,
+        jobs.install_portal,
+        sealed,
+        job_id=job_id("install", key),
+        description=f"install {call.domain}",
+    )
 
 
 @bp.post("/robots/<code>")
@@ -152,6 +161,7 @@ def robot(code: str) -> Any:
         to_dict(call),
         job_id=job_id("robot", call.dedupe_key),
         retry=retry,
+        description=f"robot {call.code} on {call.document_id.id} of {call.auth.domain}",
     )
     return jsonify(status="queued" if queued else "duplicate")
 
@@ -175,6 +185,7 @@ def event() -> Any:
         to_dict(call),
         job_id=job_id("event", call.dedupe_key),
         retry=jobs.retry_within(0, (10, 60, 300)),
+        description=f"event {call.event} {call.fields.get('ID', '')} of {call.auth.domain}",
     )
     return jsonify(status="queued" if queued else "duplicate")
 

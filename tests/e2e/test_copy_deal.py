@@ -55,7 +55,8 @@ def won_deal(stack) -> int:
     return deal_id
 
 
-def test_won_deal_is_copied_with_rows_and_contacts(stack) -> None:
+def test_won_deal_is_copied_with_rows_and_contacts(stack, caplog) -> None:
+    caplog.set_level("DEBUG")
     stack.install()
     service = solar_funnels(stack)
     rules.add_robot_rule(
@@ -104,6 +105,18 @@ def test_won_deal_is_copied_with_rows_and_contacts(stack) -> None:
     runs = stack.services.store.runs(stack.member_id, kind="robot")
     assert [(r["name"], r["status"]) for r in runs] == [("copy_deal", "ok")]
     assert used == 3 + (stack.test_calls - calls_before), used
+
+    # No secret reached the logs: tokens, the workflow's event token, the client secret.
+    inst = stack.portal.apps[stack.client_id]
+    tokens = stack.services.store.load_tokens(stack.member_id)
+    secrets = [
+        tokens.access_token,
+        tokens.refresh_token,
+        inst.application_token,
+        stack.services.settings.client_secret,
+    ]
+    secrets += [r.request["form"]["event_token"] for r in stack.portal.wire if r.kind == "robot"]
+    assert all(secret and secret not in caplog.text for secret in secrets)
 
 
 def test_robot_failure_is_answered_with_the_reason(stack) -> None:
