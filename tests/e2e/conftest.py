@@ -24,7 +24,7 @@ from app import create_app
 from app.registry import SCOPES, Registry
 from app.services import QUEUES, Services
 from app.settings import Settings
-from fakeportal.automation import outbox
+from fakeportal.automation import outbox, rules
 from fakeportal.server import Server
 from fakeportal.state import Portal, World
 from fakeportal.testing import AdminClient
@@ -74,6 +74,27 @@ class Stack:
         )
         self.settle()
         return result
+
+    def place_robot(
+        self,
+        code: str,
+        stage_id: str,
+        properties: dict[str, Any] | None = None,
+        *,
+        category_id: int = 0,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Place one of the app's robots on a funnel stage, as an admin does in the designer."""
+        return rules.add_robot_rule(
+            self.world,
+            member_id=self.member_id,
+            category_id=category_id,
+            stage_id=stage_id,
+            client_id=self.client_id,
+            robot_code=code,
+            properties=properties,
+            **options,
+        )
 
     def registrations(self) -> dict[str, Any]:
         apps = self.admin.apps(member_id=self.member_id)

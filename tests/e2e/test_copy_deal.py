@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from fakeportal.automation import rules
 from fakeportal.crm import categories, contacts, deals
 
 
@@ -59,14 +58,8 @@ def test_won_deal_is_copied_with_rows_and_contacts(stack, caplog) -> None:
     caplog.set_level("DEBUG")
     stack.install()
     service = solar_funnels(stack)
-    rules.add_robot_rule(
-        stack.world,
-        member_id=stack.member_id,
-        category_id=0,
-        stage_id="WON",
-        client_id=stack.client_id,
-        robot_code="copy_deal",
-        properties={"category_id": str(service), "stage_id": f"C{service}:NEW"},
+    stack.place_robot(
+        "copy_deal", "WON", {"category_id": str(service), "stage_id": f"C{service}:NEW"}
     )
     deal_id = won_deal(stack)
     before = stack.admin.requests(member_id=stack.member_id)["total"]
@@ -121,15 +114,7 @@ def test_won_deal_is_copied_with_rows_and_contacts(stack, caplog) -> None:
 
 def test_robot_failure_is_answered_with_the_reason(stack) -> None:
     stack.install()
-    rules.add_robot_rule(
-        stack.world,
-        member_id=stack.member_id,
-        category_id=0,
-        stage_id="WON",
-        client_id=stack.client_id,
-        robot_code="copy_deal",
-        properties={"category_id": "777"},
-    )
+    stack.place_robot("copy_deal", "WON", {"category_id": "777"})
     with stack.world.lock:
         deal_id = deals.create_deal(stack.portal, {"TITLE": "no such funnel"}, user_id=1)
         deals.move_deal(stack.portal, deal_id, "WON", user_id=1)
@@ -150,15 +135,7 @@ def test_a_portal_outage_is_retried_within_the_workflow_timeout(stack) -> None:
     )
     stack.install()
     service = solar_funnels(stack)
-    rules.add_robot_rule(
-        stack.world,
-        member_id=stack.member_id,
-        category_id=0,
-        stage_id="WON",
-        client_id=stack.client_id,
-        robot_code="copy_deal",
-        properties={"category_id": str(service)},
-    )
+    stack.place_robot("copy_deal", "WON", {"category_id": str(service)})
     with stack.world.lock:
         deal_id = deals.create_deal(stack.portal, {"TITLE": "Heat pump"}, user_id=1)
     # Three failures: the client's two retries do not get past them, the job's retry does.

@@ -38,13 +38,11 @@ def _setup(stack: Any) -> dict[str, Any]:
         ],
     )
     prefix = f"C{funnel['id']}:"
-    stack.admin.add_robot_rule(
-        member_id=stack.member_id,
+    stack.place_robot(
+        "tracking_link",
+        prefix + "PROPOSAL",
+        {"message": "Proposal", "target_url": TARGET},
         category_id=funnel["id"],
-        stage_id=prefix + "PROPOSAL",
-        client_id=stack.client_id,
-        robot_code="tracking_link",
-        properties={"message": "Proposal", "target_url": TARGET},
     )
     stack.admin.add_trigger_rule(
         member_id=stack.member_id,
@@ -206,14 +204,7 @@ def test_altered_and_guessed_tokens_fire_nothing_and_reveal_nothing(stack) -> No
 
 def test_a_link_with_no_target_thanks_the_client(stack) -> None:
     env = _setup(stack)
-    stack.admin.add_robot_rule(
-        member_id=stack.member_id,
-        category_id=env["funnel"],
-        stage_id=env["prefix"] + "DELIVERY",
-        client_id=stack.client_id,
-        robot_code="tracking_link",
-        properties={},
-    )
+    stack.place_robot("tracking_link", env["prefix"] + "DELIVERY", {}, category_id=env["funnel"])
     deal = stack.admin.create_deal(
         member_id=stack.member_id,
         fields={"CATEGORY_ID": env["funnel"], "STAGE_ID": env["prefix"] + "DELIVERY"},
@@ -232,13 +223,11 @@ def test_a_link_with_no_target_thanks_the_client(stack) -> None:
 
 def test_an_invalid_target_fails_the_robot_with_a_message(stack) -> None:
     env = _setup(stack)
-    stack.admin.add_robot_rule(
-        member_id=stack.member_id,
+    stack.place_robot(
+        "tracking_link",
+        env["prefix"] + "DELIVERY",
+        {"target_url": "javascript:alert(1)"},
         category_id=env["funnel"],
-        stage_id=env["prefix"] + "DELIVERY",
-        client_id=stack.client_id,
-        robot_code="tracking_link",
-        properties={"target_url": "javascript:alert(1)"},
     )
     deal = stack.admin.create_deal(
         member_id=stack.member_id,

@@ -276,11 +276,11 @@ def test_send_sms_robot_returns_message_id_and_status(stack, gateway) -> None:
     gateway.post(SEND_URL, json=accepted("robot-1"))
     stack.install()
     configure_serwersms(stack)
-    rules.add_robot_rule(
-        stack.world, member_id=stack.member_id, category_id=0, stage_id="PREPARATION",
-        client_id=stack.client_id, robot_code="send_sms",
-        properties={"message": "{{CONTACT.NAME}}, projekt {{DEAL.TITLE}} ruszył. {{DEAL.NOPE}}"},
-    )  # fmt: skip
+    stack.place_robot(
+        "send_sms",
+        "PREPARATION",
+        {"message": "{{CONTACT.NAME}}, projekt {{DEAL.TITLE}} ruszył. {{DEAL.NOPE}}"},
+    )
     deal_id = new_deal(stack, stage="PREPARATION")
     stack.settle()
 

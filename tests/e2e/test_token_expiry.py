@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fakeportal.automation import outbox, rules
+from fakeportal.automation import outbox
 from fakeportal.crm import categories, deals
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,14 +33,10 @@ def worker_env(stack) -> dict[str, str]:
 def test_four_workers_after_token_expiry_refresh_once(stack) -> None:
     stack.install()
     service = categories.create_category(stack.portal, "Service", [("NEW", "New", "P")])
-    rules.add_robot_rule(
-        stack.world,
-        member_id=stack.member_id,
-        category_id=0,
-        stage_id="WON",
-        client_id=stack.client_id,
-        robot_code="copy_deal",
-        properties={"category_id": str(service), "copy_products": "N", "copy_contacts": "N"},
+    stack.place_robot(
+        "copy_deal",
+        "WON",
+        {"category_id": str(service), "copy_products": "N", "copy_contacts": "N"},
     )
     with stack.world.lock:
         ids = [deals.create_deal(stack.portal, {"TITLE": f"Deal {i}"}, user_id=1) for i in range(4)]

@@ -79,28 +79,20 @@ def solar(stack: Any) -> dict[str, Any]:
 def test_won_deal_is_copied_with_warranty_and_moved_when_it_expires(solar) -> None:
     stack, service = solar["stack"], solar["service"]
     with stack.world.lock:
-        automation.add_robot_rule(
-            stack.world,
-            stack.member_id,
-            0,
-            "WON",
-            stack.client_id,
+        stack.place_robot(
             "copy_deal",
-            properties={
+            "WON",
+            {
                 "category_id": service,
                 "stage_id": f"C{service}:NEW",
                 "warranty_field": FIELD,
                 "warranty_months": 24,
             },
         )
-        automation.add_robot_rule(
-            stack.world,
-            stack.member_id,
-            service,
-            f"C{service}:NEW",
-            stack.client_id,
+        stack.place_robot(
             "watch_date",
-            properties={
+            f"C{service}:NEW",
+            {
                 "field": FIELD,
                 "within_days": 3,
                 "working_days": "Y",
@@ -109,6 +101,7 @@ def test_won_deal_is_copied_with_warranty_and_moved_when_it_expires(solar) -> No
                 "country": "PL",
                 "timezone": "Europe/Warsaw",
             },
+            category_id=service,
         )
         sales = [
             crm.create_deal(
