@@ -130,7 +130,6 @@ def app_settings(redis_url: str, database_url: str, fakeportal_server: Server) -
         redis_url=redis_url,
         database_url=database_url,
         secret_key=secrets.token_urlsafe(32),
-        testing=True,
     )
 
 
