@@ -32,6 +32,8 @@ class Settings:
     portal_retry_delays: tuple[float, ...] = (0.5, 1, 2, 4, 8)
     # Robot runs: transient portal failures are retried within the workflow's timeout.
     robot_retry_intervals: tuple[int, ...] = (5, 15, 60, 180)
+    # Event handlers: transient portal failures are retried after these waits.
+    event_retry_intervals: tuple[int, ...] = (10, 60, 300)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -184,7 +184,7 @@ def event() -> Any:
         jobs.handle_event,
         to_dict(call),
         job_id=job_id("event", call.dedupe_key),
-        retry=jobs.retry_within(0, (10, 60, 300)),
+        retry=jobs.retry_within(0, services().settings.event_retry_intervals),
         description=f"event {call.event} {call.fields.get('ID', '')} of {call.auth.domain}",
     )
     return jsonify(status="queued" if queued else "duplicate")
