@@ -7,7 +7,7 @@ registers every REST method and admin action.
 from __future__ import annotations
 
 from fakeportal import admin, automation, crm, rest, system  # noqa: F401  (registration)
-from fakeportal.api import ApiError
+from fakeportal.exceptions import ApiError
 from fakeportal.server import Server, serve
 from fakeportal.state import Portal, World
 

@@ -2,28 +2,43 @@
 
 A method is a plain function registered with ``@method("crm.deal.get")``. It receives a
 ``Call`` (the portal, the caller, the parameters as sent) and returns the value that goes
-into ``result``, or a ``Page`` for list methods. It raises ``ApiError`` with the real
-portal's error code, description and HTTP status.
+into ``result``, or a ``Page`` for list methods. It raises one of the error classes of
+``fakeportal.exceptions`` (``raise NotFound("Item not found")``): each carries the real
+portal's error code and HTTP status. ``ApiError``, their base, is importable from here too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
+
+from fakeportal.exceptions import AccessDenied
+from fakeportal.exceptions import ApiError as ApiError  # re-exported: the older import path
 
 if TYPE_CHECKING:  # pragma: no cover
     from fakeportal.state import Portal, World
 
 
-class ApiError(Exception):
-    """An error the portal answers with: ``{"error": code, "error_description": ...}``."""
+@overload
+def flag(value: Any, default: bool = False) -> bool: ...
+@overload
+def flag(value: Any, default: None) -> bool | None: ...
+def flag(value: Any, default: bool | None = False) -> bool | None:
+    """A Bitrix Y/N flag as a bool: True/False, "Y"/"N", "1"/"0", 1/0, "true"/"false" (any
+    case). Unset (None, "") or anything else gives ``default``.
 
-    def __init__(self, code: str, description: str, status: int = 400) -> None:
-        super().__init__(f"{code}: {description}")
-        self.code = code
-        self.description = description
-        self.status = status
+    The one reader of such flags, so a stored ``IS_ADMIN: "N"`` and a sent one mean the same
+    everywhere (``bool("N")`` is True).
+    """
+    if isinstance(value, bool):
+        return value
+    text = "" if value is None else str(value).strip().upper()
+    if text in ("Y", "1", "TRUE"):
+        return True
+    if text in ("N", "0", "FALSE"):
+        return False
+    return default
 
 
 @dataclass
@@ -59,12 +74,12 @@ class Call:
     def require_app(self) -> str:
         """The calling app's client_id; webhooks get the portal's 'Application context required'."""
         if self.caller.app_id is None:
-            raise ApiError("ACCESS_DENIED", "Application context required", 403)
+            raise AccessDenied("Application context required")
         return self.caller.app_id
 
     def require_admin(self) -> None:
         if not self.caller.is_admin:
-            raise ApiError("ACCESS_DENIED", "Access denied! Admin permissions required", 403)
+            raise AccessDenied("Access denied! Admin permissions required")
 
 
 @dataclass

@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakeportal.api import ApiError
+from fakeportal.exceptions import OperationTimeLimit, QueryLimitExceeded
 from fakeportal.state import Portal, World
 
 WINDOW = 600.0  # the operating-time window, seconds
@@ -83,7 +83,7 @@ def bucket_take(world: World, portal: Portal) -> None:
         st.level = max(0.0, st.level - (now - st.level_at) * drain)
         st.level_at = now
         if st.level + 1 > float(setting(world, portal, "bucket_size")):
-            raise ApiError("QUERY_LIMIT_EXCEEDED", "Too many requests", 503)
+            raise QueryLimitExceeded()
         st.level += 1
 
 
@@ -102,9 +102,7 @@ def operating_check(world: World, portal: Portal, key: str, method: str) -> None
     with world.lock:
         used = sum(cost for _, cost in _window(world, portal, key, method))
         if used > float(setting(world, portal, "operating_limit")):
-            raise ApiError(
-                "OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit.", 429
-            )
+            raise OperationTimeLimit()
 
 
 def operating_add(

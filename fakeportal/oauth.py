@@ -11,7 +11,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakeportal.api import ApiError, Caller
+from fakeportal.api import Caller, flag
+from fakeportal.exceptions import ErrorOAuth, ExpiredToken, InvalidToken, NoAuthFound
 from fakeportal.state import Portal, World
 
 
@@ -156,30 +157,30 @@ def create_webhook(
 
 
 def _is_admin(portal: Portal, user_id: int) -> bool:
-    """A user row's ``IS_ADMIN`` flag when the users table has one; admin otherwise."""
+    """A user row's ``IS_ADMIN`` Y/N flag when the users table has one; admin otherwise."""
     for name in ("user", "users"):
         row = portal.tables.get(name, {}).get(int(user_id))
         if row is not None and "IS_ADMIN" in row:
-            return row["IS_ADMIN"] not in (False, "N", "0", 0, None, "")
+            return flag(row["IS_ADMIN"])
     return True
 
 
 def authenticate_token(world: World, token: str | None) -> Auth:
     """Resolve an OAuth access token to its portal and caller, or raise the portal's 401."""
     if not token:
-        raise ApiError("NO_AUTH_FOUND", "Wrong authorization data", 401)
+        raise NoAuthFound()
     st = store(world)
     with world.lock:
         rec = st.access.get(token)
         if rec is None:
             if token in st.revoked_access:
-                raise ApiError("ERROR_OAUTH", "Application not installed", 401)
-            raise ApiError("invalid_token", "Unable to get application by token", 401)
+                raise ErrorOAuth()
+            raise InvalidToken()
         if rec.expires <= world.timestamp():
-            raise ApiError("expired_token", "The access token provided has expired.", 401)
+            raise ExpiredToken()
         portal = world.portals.get(rec.member_id)
         if portal is None:
-            raise ApiError("invalid_token", "Unable to get application by token", 401)
+            raise InvalidToken()
         caller = Caller(rec.user_id, rec.client_id, _is_admin(portal, rec.user_id))
         return Auth(portal, caller, list(rec.scope), rec.client_id)
 
@@ -199,10 +200,10 @@ def authenticate_webhook(world: World, user_id: str, code: str) -> Auth:
     with world.lock:
         hook = st.webhooks.get(code)
         if hook is None or str(hook.user_id) != str(user_id):
-            raise ApiError("NO_AUTH_FOUND", "Wrong authorization data", 401)
+            raise NoAuthFound()
         portal = world.portals.get(hook.member_id)
         if portal is None:
-            raise ApiError("NO_AUTH_FOUND", "Wrong authorization data", 401)
+            raise NoAuthFound()
         caller = Caller(hook.user_id, None, _is_admin(portal, hook.user_id))
         scope = list(hook.scope) if hook.scope is not None else None
         return Auth(portal, caller, scope, f"webhook:{code}", webhook=True)

@@ -15,7 +15,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fakeportal import limits, oauth, phpform, spec
-from fakeportal.api import METHODS, ApiError, Call, Page
+from fakeportal.api import METHODS, Call, Page
+from fakeportal.exceptions import (
+    ApiError,
+    BatchLengthExceeded,
+    BatchMethodNotAllowed,
+    InsufficientScope,
+    InternalServerError,
+    MethodNotFound,
+)
 from fakeportal.state import Portal, WireRecord, World
 
 PAGE_SIZE = 50
@@ -100,7 +108,7 @@ def _check_scope(auth: oauth.Auth, method: str, needed: str | None, in_batch: bo
     if needed in granted or needed.split(".")[0] in granted:
         return
     text = _SCOPE_ERROR_WEBHOOK if auth.webhook else _SCOPE_ERROR_TOKEN
-    raise ApiError("insufficient_scope", "" if in_batch else text, 403)
+    raise InsufficientScope("" if in_batch else text)
 
 
 def execute(
@@ -120,15 +128,13 @@ def execute(
             portal.requests[method] += 1
     if method == "batch":
         if in_batch:
-            raise ApiError(
-                "ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage", 405
-            )
+            raise BatchMethodNotAllowed()
         result = run_batch(world, auth, params)
         elapsed = time.perf_counter() - t0
         return result, time_info(portal, start, start + elapsed, elapsed)
     info = METHODS.get(method)
     if info is None:
-        raise ApiError("ERROR_METHOD_NOT_FOUND", "Method not found!", 404)
+        raise MethodNotFound()
     _check_scope(auth, method, info.scope or spec.scope_of(method), in_batch)
     limits.operating_check(world, portal, auth.key, method)
     unknown = spec.unknown_params(method, params)
@@ -146,7 +152,7 @@ def execute(
         raise
     except Exception:
         traceback.print_exc(file=sys.stderr)
-        raise ApiError("INTERNAL_SERVER_ERROR", "Internal server error", 500) from None
+        raise InternalServerError() from None
     finally:
         processing = time.perf_counter() - h0
         operating, reset_at = limits.operating_add(world, portal, auth.key, method, processing)
@@ -219,7 +225,7 @@ def run_batch(world: World, auth: oauth.Auth, params: dict[str, Any]) -> dict[st
     else:
         items = []
     if len(items) > BATCH_MAX:
-        raise ApiError("ERROR_BATCH_LENGTH_EXCEEDED", "Max batch length exceeded", 400)
+        raise BatchLengthExceeded()
     results: dict[str, Any] = {}
     errors: dict[str, Any] = {}
     totals: dict[str, Any] = {}

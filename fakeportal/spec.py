@@ -14,7 +14,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from fakeportal.api import ApiError
+from fakeportal.exceptions import ParamError
 
 SPEC_DIR = Path(__file__).parent / "spec"
 _lock = threading.Lock()
@@ -90,5 +90,4 @@ def check_required(method: str, params: dict[str, Any]) -> None:
     """Raise the engine's generic 'parameter missing' error for the first missing one."""
     missing = missing_required(method, params)
     if missing:
-        code: Any = 100  # the engine sends a number here, not a string
-        raise ApiError(code, f"Could not find value for parameter {{{missing[0]}}}", 400)
+        raise ParamError(f"Could not find value for parameter {{{missing[0]}}}")

@@ -6,7 +6,8 @@ from datetime import date, datetime
 from typing import Any
 
 from fakeportal import spec
-from fakeportal.api import METHODS, ApiError, Call, method
+from fakeportal.api import METHODS, Call, flag, method
+from fakeportal.exceptions import CoreError
 
 # Every scope an app can be granted here (what ``scope`` with full=true lists).
 ALL_SCOPES = [
@@ -35,7 +36,7 @@ def _user_row(call: Call) -> dict[str, Any]:
         return {"ID": call.caller.user_id, "ACTIVE": True, "NAME": "", "LAST_NAME": ""}
     row = users.get(call.caller.user_id)
     if row is None:
-        raise ApiError("ERROR_CORE", "User not found", 400)
+        raise CoreError("User not found")
     return row
 
 
@@ -127,7 +128,7 @@ def app_info(call: Call) -> dict[str, Any]:
 def methods(call: Call) -> list[str]:
     """Method names; ``full=true`` lists every method, otherwise those the scope allows."""
     names = sorted(set(METHODS) | {"batch"})
-    full = str(call.get("full", "")).lower() in ("1", "true", "y")
+    full = flag(call.get("full"))
     scope_arg = call.get("scope")
     if full or call.scope is None and scope_arg is None:
         return names
@@ -146,7 +147,7 @@ def methods(call: Call) -> list[str]:
 @method("scope")
 def scope(call: Call) -> list[str]:
     """The scopes of the token (or, with ``full=true``, every scope the portal has)."""
-    full = str(call.get("full", "")).lower() in ("1", "true", "y")
+    full = flag(call.get("full"))
     if full or call.scope is None:
         return list(ALL_SCOPES)
     return list(call.scope)

@@ -1,10 +1,15 @@
-"""The few CRM reads and writes automation needs, through the CRM part's Python functions."""
+"""The few CRM reads and writes automation needs, through the CRM part's Python functions.
+
+``fakeportal.crm`` is imported on use. That dodges no cycle (the CRM part never imports
+automation); importing it at the top would only make the CRM part load, and register its
+signal receivers, before automation's, where ``fakeportal/__init__.py`` loads it after.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fakeportal.api import ApiError
+from fakeportal.exceptions import ApiError
 
 if TYPE_CHECKING:  # pragma: no cover
     from fakeportal.state import Portal

@@ -18,8 +18,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fakeportal import signals
-from fakeportal.api import ApiError, Call, Page, admin, method
+from fakeportal.api import Call, Page, admin, method
 from fakeportal.automation import outbox
+from fakeportal.automation.checks import as_list, check_handler
+from fakeportal.automation.lifecycle import tokenless_auth, user_auth
 from fakeportal.automation.models import (
     EventBinding,
     Installation,
@@ -28,7 +30,7 @@ from fakeportal.automation.models import (
     automation,
     get_portal,
 )
-from fakeportal.automation.robots import as_list, check_handler
+from fakeportal.exceptions import AccessDenied, CoreError, EventNotFound, InvalidArgs
 from fakeportal.state import Portal, World
 
 PAGE_SIZE = 50
@@ -62,20 +64,20 @@ def event_bind(call: Call) -> bool:
     inst = app_installation(call.portal, client_id)
     name = str(call.get("event") or "").upper()
     if name not in known_events():
-        raise ApiError("ERROR_EVENT_NOT_FOUND", "Event not found")
+        raise EventNotFound()
     offline = _is_offline(call)
     auth_type = _auth_type(call)
     if (offline or (auth_type and auth_type != call.caller.user_id)) and not call.caller.is_admin:
-        raise ApiError("ACCESS_DENIED", "Access denied!", 403)
+        raise AccessDenied("Access denied!")
     handler = "" if offline else str(call.get("handler") or "")
     if not offline:
         if not handler:
-            raise ApiError("ERROR_ARGUMENT", "Argument 'HANDLER' is null or empty")
+            raise InvalidArgs("Argument 'HANDLER' is null or empty")
         check_handler(handler)
     with call.world.lock:
         for b in inst.bindings:
             if (b.event, b.handler, b.auth_type, b.offline) == (name, handler, auth_type, offline):
-                raise ApiError("ERROR_CORE", "Handler already binded")
+                raise CoreError("Handler already binded")
         inst.bindings.append(
             EventBinding(
                 id=call.portal.next_id("event_handler"),
@@ -96,7 +98,7 @@ def event_unbind(call: Call) -> dict[str, int]:
     inst = app_installation(call.portal, client_id)
     name = str(call.get("event") or "").upper()
     if not name:
-        raise ApiError("ERROR_ARGUMENT", "Argument 'EVENT' is null or empty")
+        raise InvalidArgs("Argument 'EVENT' is null or empty")
     offline = _is_offline(call)
     handler = str(call.get("handler") or "")
     auth_type = _auth_type(call)
@@ -158,8 +160,6 @@ def deliver(
     refresh: bool = False,
 ) -> None:
     """Queue one event POST to a bound handler."""
-    from fakeportal.automation.lifecycle import tokenless_auth, user_auth
-
     acting = binding.auth_type or user_id
     if acting:
         auth = user_auth(world, portal, inst, int(acting), refresh=refresh)
@@ -344,7 +344,7 @@ def _process_rows(call: Call) -> tuple[str, list[OfflineEvent]]:
     _, rows = _offline_context(call)
     process_id = str(call.get("process_id") or "")
     if not process_id:
-        raise ApiError("ERROR_ARGUMENT", "Argument 'process_id' is null or empty")
+        raise InvalidArgs("Argument 'process_id' is null or empty")
     return process_id, [r for r in rows if r.process_id == process_id]
 
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from fakeportal import oauth  # the core's OAuth server
 from fakeportal.api import admin
 from fakeportal.automation import outbox
 from fakeportal.automation.models import (
@@ -38,8 +39,6 @@ def app_def(world: World, client_id: str) -> AppDef:
 
 
 def _issue(world: World, portal: Portal, client_id: str, user_id: int) -> dict[str, Any]:
-    from fakeportal import oauth  # the core's OAuth server
-
     return dict(oauth.issue_tokens(world, portal, client_id, user_id))
 
 
@@ -177,8 +176,6 @@ def update_app(world: World, member_id: str, client_id: str, mode: str | None = 
 
 def uninstall_app(world: World, member_id: str, client_id: str, clean: bool = False) -> dict:
     """Uninstall: ONAPPUNINSTALL to bound handlers, registrations wiped, tokens revoked."""
-    from fakeportal import oauth
-
     with world.lock:
         portal = get_portal(world, member_id)
         inst = installed(portal, client_id)

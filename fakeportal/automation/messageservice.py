@@ -12,8 +12,10 @@ import re
 import secrets
 from typing import Any
 
-from fakeportal.api import ApiError, Call, admin, method
-from fakeportal.automation import outbox
+from fakeportal.api import Call, admin, method
+from fakeportal.automation import crmlink, outbox
+from fakeportal.automation.checks import check_handler, php_empty
+from fakeportal.automation.lifecycle import user_auth
 from fakeportal.automation.models import (
     Installation,
     Message,
@@ -23,17 +25,21 @@ from fakeportal.automation.models import (
     automation,
     get_portal,
     installed,
+    new_workflow_id,
 )
-from fakeportal.automation.robots import check_handler
+from fakeportal.exceptions import (
+    MessageNotFound,
+    MessageStatusIncorrect,
+    SenderAlreadyInstalled,
+    SenderCodeRequired,
+    SenderNotFound,
+    SenderOtherParamsRequired,
+    SenderValidationFailure,
+)
 from fakeportal.state import Portal, World
 
-VALIDATION = "ERROR_SENDER_VALIDATION_FAILURE"
 CODE_RE = re.compile(r"^[a-z0-9.\-_]+$", re.IGNORECASE)
 STATUSES = ("queued", "sent", "delivered", "undelivered", "failed")
-
-
-def _empty(value: Any) -> bool:
-    return value in (None, "", "0", 0, False) or (isinstance(value, (dict, list)) and not value)
 
 
 def _params(call: Call) -> dict[str, Any]:
@@ -41,10 +47,10 @@ def _params(call: Call) -> dict[str, Any]:
 
 
 def _check_code(code: Any) -> str:
-    if _empty(code):
-        raise ApiError(VALIDATION, "Empty sender code!")
+    if php_empty(code):
+        raise SenderValidationFailure("Empty sender code!")
     if not isinstance(code, (str, int)) or not CODE_RE.match(str(code)):
-        raise ApiError(VALIDATION, "Wrong sender code!")
+        raise SenderValidationFailure("Wrong sender code!")
     return str(code)
 
 
@@ -60,18 +66,18 @@ def sender_add(call: Call) -> bool:
     inst = _context(call)
     data = _params(call)
     if not data:
-        raise ApiError(VALIDATION, "Empty data!")
+        raise SenderValidationFailure("Empty data!")
     code = _check_code(data.get("CODE"))
     handler = check_handler(data.get("HANDLER"))
-    if _empty(data.get("NAME")):
-        raise ApiError(VALIDATION, "Empty sender NAME!")
-    if _empty(data.get("TYPE")):
-        raise ApiError(VALIDATION, "Empty sender message TYPE!")
+    if php_empty(data.get("NAME")):
+        raise SenderValidationFailure("Empty sender NAME!")
+    if php_empty(data.get("TYPE")):
+        raise SenderValidationFailure("Empty sender message TYPE!")
     if data["TYPE"] != "SMS":
-        raise ApiError(VALIDATION, "Unknown sender message TYPE!")
+        raise SenderValidationFailure("Unknown sender message TYPE!")
     with call.world.lock:
         if code in inst.senders:
-            raise ApiError("ERROR_SENDER_ALREADY_INSTALLED", "Sender already installed!")
+            raise SenderAlreadyInstalled()
         inst.senders[code] = Sender(
             code=code,
             type="SMS",
@@ -92,22 +98,20 @@ def provider_add(call: Call) -> bool:
 def sender_update(call: Call) -> bool:
     inst = _context(call)
     data = _params(call)
-    if _empty(data.get("CODE")):
-        raise ApiError("ERROR_SENDER_CODE_REQUIRED", "CODE is required!")
+    if php_empty(data.get("CODE")):
+        raise SenderCodeRequired()
     fields = {k: data[k] for k in ("HANDLER", "NAME", "DESCRIPTION") if k in data}
     if not fields:
-        raise ApiError(
-            "ERROR_SENDER_OTHER_PARAMS_REQUIRED", "At least one other parameter is required!"
-        )
+        raise SenderOtherParamsRequired()
     with call.world.lock:
         sender = inst.senders.get(str(data["CODE"]))
         if sender is None:
-            raise ApiError("ERROR_SENDER_NOT_FOUND", "Sender not found!")
+            raise SenderNotFound()
         if "HANDLER" in fields:
             sender.handler = check_handler(fields["HANDLER"])
         if "NAME" in fields:
-            if _empty(fields["NAME"]):
-                raise ApiError(VALIDATION, "Empty sender NAME!")
+            if php_empty(fields["NAME"]):
+                raise SenderValidationFailure("Empty sender NAME!")
             sender.name = fields["NAME"]
         if "DESCRIPTION" in fields:
             sender.description = fields["DESCRIPTION"] or ""
@@ -120,7 +124,7 @@ def sender_delete(call: Call) -> bool:
     code = _check_code(_params(call).get("CODE"))
     with call.world.lock:
         if code not in inst.senders:
-            raise ApiError("ERROR_SENDER_NOT_FOUND", "Sender not found!")
+            raise SenderNotFound()
         del inst.senders[code]
     return True
 
@@ -138,15 +142,15 @@ def status_update(call: Call) -> bool:
     inst = _context(call, need_admin=False)
     data = _params(call)
     code = _check_code(data.get("CODE"))
-    if _empty(data.get("MESSAGE_ID")):
-        raise ApiError("ERROR_MESSAGE_NOT_FOUND", "Message not found!")
+    if php_empty(data.get("MESSAGE_ID")):
+        raise MessageNotFound()
     status = str(data.get("STATUS") or "").lower()
     if status not in STATUSES:
-        raise ApiError("ERROR_MESSAGE_STATUS_INCORRECT", "Message status incorrect!")
+        raise MessageStatusIncorrect()
     with call.world.lock:
         message = automation(call.portal).messages.get(str(data["MESSAGE_ID"]))
         if message is None or message.client_id != inst.client_id or message.sender_code != code:
-            raise ApiError("ERROR_MESSAGE_NOT_FOUND", "Message not found!")
+            raise MessageNotFound()
         message.status = status
         message.history.append({"at": call.world.timestamp(), "status": status})
     return True
@@ -170,8 +174,6 @@ def queue_sms(
 
     ``workflow_id`` set means the message comes from a robot (``module_id=bizproc``).
     """
-    from fakeportal.automation.lifecycle import user_auth
-
     inst = installed(portal, client_id)
     sender = inst.senders.get(sender_code)
     if sender is None:
@@ -230,9 +232,6 @@ def send_sms(
     user_id: int | None = None,
 ) -> dict[str, Any]:
     """Send an SMS through an app's sender, as a robot (default) or from a deal card."""
-    from fakeportal.automation import crmlink
-    from fakeportal.automation.rules import new_workflow_id
-
     with world.lock:
         outbox.runtime(world)
         portal = get_portal(world, member_id)

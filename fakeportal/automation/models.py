@@ -7,10 +7,11 @@ running workflows, SMS messages, offline event queue).
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fakeportal.api import ApiError
+from fakeportal.exceptions import ErrorOAuth
 
 if TYPE_CHECKING:  # pragma: no cover
     from fakeportal.state import Portal, World
@@ -239,6 +240,16 @@ class Step:
         }
 
 
+def new_workflow_id(world: World) -> str:
+    """Like PHP ``uniqid('', true)``: 13 hex digits of time, then a random ``d.dddddddd``.
+
+    Workflows get one, and so does an SMS sent "as a robot" outside a workflow.
+    """
+    now = world.timestamp()
+    seconds, micros = int(now), int((now % 1) * 1_000_000)
+    return f"{seconds:08x}{micros:05x}{random.random() * 10:.8f}"
+
+
 @dataclass
 class Workflow:
     """The automation workflow started when a deal enters a stage (one per stage entry)."""
@@ -348,7 +359,7 @@ def app_installation(portal: Portal, client_id: str) -> Installation:
     """The caller app's installation; a token of an app that is not installed is refused."""
     inst = find_installation(portal, client_id)
     if inst is None:
-        raise ApiError("ERROR_OAUTH", "Application not installed", 401)
+        raise ErrorOAuth()
     return inst
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fakeportal.api import ApiError, Call, method
+from fakeportal.api import Call, method
 from fakeportal.automation.models import app_installation
+from fakeportal.exceptions import InvalidArgs
 
 
 @method("app.option.set", scope="app", validates=True)
@@ -15,7 +16,7 @@ def option_set(call: Call) -> bool:
     inst = app_installation(call.portal, client_id)
     options = call.get("options")
     if not isinstance(options, dict) or not options:
-        raise ApiError("ERROR_ARGUMENT", "Argument 'options' is null or empty")
+        raise InvalidArgs("Argument 'options' is null or empty")
     with call.world.lock:
         inst.options.update({str(k): v for k, v in options.items()})
     return True

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fakeportal.api import ApiError, Call, method
+from fakeportal.api import Call, method
+from fakeportal.automation.checks import check_handler
 from fakeportal.automation.models import Installation, PlacementBinding, app_installation
-from fakeportal.automation.robots import check_handler
+from fakeportal.exceptions import CoreError, InvalidArgs, PlacementNotFound, WrongAuthType
 
 PLACEMENTS = (
     "CRM_DEAL_LIST_TOOLBAR",
@@ -46,7 +47,7 @@ PLACEMENTS = (
 
 def _context(call: Call) -> Installation:
     if call.caller.app_id is None:
-        raise ApiError("WRONG_AUTH_TYPE", "Application context required", 403)
+        raise WrongAuthType("Application context required")
     call.require_admin()
     return app_installation(call.portal, call.caller.app_id)
 
@@ -62,19 +63,19 @@ def placement_bind(call: Call) -> bool:
     placement = str(data.get("PLACEMENT") or "").upper()
     handler = str(data.get("HANDLER") or "")
     if not placement:
-        raise ApiError("ERROR_ARGUMENT", "Argument 'PLACEMENT' is null or empty")
+        raise InvalidArgs("Argument 'PLACEMENT' is null or empty")
     if placement == "DEFAULT":
-        raise ApiError("ERROR_ARGUMENT", "Wrong value")
+        raise InvalidArgs("Wrong value")
     if not handler:
-        raise ApiError("ERROR_ARGUMENT", "Argument 'HANDLER' is null or empty")
+        raise InvalidArgs("Argument 'HANDLER' is null or empty")
     if placement not in PLACEMENTS:
-        raise ApiError("ERROR_PLACEMENT_NOT_FOUND", "Placement not found")
+        raise PlacementNotFound()
     check_handler(handler)
     user_id = int(data.get("USER_ID") or 0) if placement == "PAGE_BACKGROUND_WORKER" else 0
     with call.world.lock:
         for p in inst.placements:
             if (p.placement, p.handler, p.user_id) == (placement, handler, user_id):
-                raise ApiError("ERROR_CORE", "Handler already binded")
+                raise CoreError("Handler already binded")
         lang_all = data.get("LANG_ALL") if isinstance(data.get("LANG_ALL"), dict) else {}
         inst.placements.append(
             PlacementBinding(
@@ -97,7 +98,7 @@ def placement_unbind(call: Call) -> dict[str, int]:
     data = _params(call)
     placement = str(data.get("PLACEMENT") or "").upper()
     if not placement:
-        raise ApiError("ERROR_ARGUMENT", "Argument 'PLACEMENT' is null or empty")
+        raise InvalidArgs("Argument 'PLACEMENT' is null or empty")
     handler = str(data.get("HANDLER") or "")
     user_id = data.get("USER_ID")
     with call.world.lock:

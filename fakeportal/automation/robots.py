@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
-from fakeportal.api import ApiError, Call, admin, method
+from fakeportal.api import Call, admin, method
 from fakeportal.automation import rules
+from fakeportal.automation.checks import as_list, check_handler, php_empty
 from fakeportal.automation.models import (
     Activity,
     Installation,
@@ -20,9 +20,14 @@ from fakeportal.automation.models import (
     get_portal,
     installed,
 )
+from fakeportal.exceptions import (
+    ActivityAlreadyInstalled,
+    ActivityNotFound,
+    ActivityValidationFailure,
+    EmptyLogMessage,
+)
 from fakeportal.state import World
 
-VALIDATION = "ERROR_ACTIVITY_VALIDATION_FAILURE"
 CODE_RE = re.compile(r"^[a-z0-9.\-_]+$", re.IGNORECASE)
 PROPERTY_RE = re.compile(r"^[a-z][a-z0-9_]*$", re.IGNORECASE)
 KEEP_KEYS = ("PROPERTIES", "RETURN_PROPERTIES", "OPTIONS")
@@ -43,36 +48,11 @@ def upper_keys(data: Any, keep: bool = False) -> Any:
     return out
 
 
-def as_list(value: Any) -> list[Any] | None:
-    """A PHP list arriving as a JSON list or as a dict keyed ``0..n-1``."""
-    if isinstance(value, list):
-        return value
-    if isinstance(value, dict) and all(str(k).isdigit() for k in value):
-        return [value[k] for k in sorted(value, key=lambda k: int(k))]
-    return None
-
-
-def _empty(value: Any) -> bool:
-    """PHP's empty(): None, "", "0", 0, empty array."""
-    return value in (None, "", "0", 0, False) or (isinstance(value, (dict, list)) and not value)
-
-
-def check_handler(handler: Any) -> str:
-    """The portal's handler URL check: a host with a dot not at position 0, http(s) only."""
-    parts = urlsplit(str(handler or ""))
-    host = parts.hostname or ""
-    if not host or host.find(".") <= 0:
-        raise ApiError("ERROR_WRONG_HANDLER_URL", "Wrong handler URL")
-    if parts.scheme not in ("http", "https"):
-        raise ApiError("ERROR_UNSUPPORTED_PROTOCOL", "Unsupported handler protocol")
-    return str(handler)
-
-
 def _check_code(code: Any) -> str:
-    if _empty(code) or not isinstance(code, (str, int)):
-        raise ApiError(VALIDATION, "Empty activity code!")
+    if php_empty(code) or not isinstance(code, (str, int)):
+        raise ActivityValidationFailure("Empty activity code!")
     if not CODE_RE.match(str(code)):
-        raise ApiError(VALIDATION, "Wrong activity code!")
+        raise ActivityValidationFailure("Wrong activity code!")
     return str(code)
 
 
@@ -82,23 +62,23 @@ def _check_properties(props: Any) -> dict[str, dict[str, Any]]:
     if isinstance(props, list):
         props = {str(i): v for i, v in enumerate(props)}
     if not isinstance(props, dict):
-        raise ApiError(VALIDATION, "Wrong properties array!")
+        raise ActivityValidationFailure("Wrong properties array!")
     out: dict[str, dict[str, Any]] = {}
     for key, prop in props.items():
         if not PROPERTY_RE.match(str(key)):
-            raise ApiError(VALIDATION, f"Wrong property key ({key})!")
-        if not isinstance(prop, dict) or _empty(prop.get("NAME")):
-            raise ApiError(VALIDATION, f"Empty property NAME ({key})!")
-        if str(prop.get("TYPE", "")).lower() == "select" and _empty(prop.get("OPTIONS")):
-            raise ApiError(VALIDATION, f"Empty property OPTIONS ({key})!")
+            raise ActivityValidationFailure(f"Wrong property key ({key})!")
+        if not isinstance(prop, dict) or php_empty(prop.get("NAME")):
+            raise ActivityValidationFailure(f"Empty property NAME ({key})!")
+        if str(prop.get("TYPE", "")).lower() == "select" and php_empty(prop.get("OPTIONS")):
+            raise ActivityValidationFailure(f"Empty property OPTIONS ({key})!")
         out[str(key)] = prop
     return out
 
 
 def _check_document_type(value: Any) -> list[str]:
     items = as_list(value)
-    if not items or len(items) != 3 or any(_empty(v) for v in items):
-        raise ApiError(VALIDATION, "Wrong activity DOCUMENT_TYPE!")
+    if not items or len(items) != 3 or any(php_empty(v) for v in items):
+        raise ActivityValidationFailure("Wrong activity DOCUMENT_TYPE!")
     return [str(v) for v in items]
 
 
@@ -108,8 +88,8 @@ def _validate(data: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
     if not partial or "HANDLER" in data:
         clean["handler"] = check_handler(data.get("HANDLER"))
     if not partial or "NAME" in data:
-        if _empty(data.get("NAME")):
-            raise ApiError(VALIDATION, "Empty activity NAME!")
+        if php_empty(data.get("NAME")):
+            raise ActivityValidationFailure("Empty activity NAME!")
         clean["name"] = data["NAME"]
     if data.get("PROPERTIES") is not None:
         clean["properties"] = _check_properties(data["PROPERTIES"])
@@ -119,7 +99,7 @@ def _validate(data: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
         clean["document_type"] = _check_document_type(data["DOCUMENT_TYPE"])
     if data.get("FILTER") is not None:
         if not isinstance(data["FILTER"], (dict, list)):
-            raise ApiError(VALIDATION, "Wrong activity FILTER!")
+            raise ActivityValidationFailure("Wrong activity FILTER!")
         clean["filter"] = data["FILTER"]
     if "DESCRIPTION" in data:
         clean["description"] = data["DESCRIPTION"] or ""
@@ -148,7 +128,7 @@ def _context(call: Call) -> Installation:
 def _find(inst: Installation, code: str, is_robot: bool) -> Activity:
     activity = inst.activities.get(code)
     if activity is None or activity.is_robot != is_robot:
-        raise ApiError("ERROR_ACTIVITY_NOT_FOUND", "Activity or Robot not found!")
+        raise ActivityNotFound()
     return activity
 
 
@@ -157,14 +137,12 @@ def add_activity(call: Call, is_robot: bool) -> bool:
     data = upper_keys(call.params)
     data.pop("AUTH", None)
     if not data:
-        raise ApiError(VALIDATION, "Empty data!")
+        raise ActivityValidationFailure("Empty data!")
     code = _check_code(data.get("CODE"))
     clean = _validate(data)
     with call.world.lock:
         if code in inst.activities:
-            raise ApiError(
-                "ERROR_ACTIVITY_ALREADY_INSTALLED", "Activity or Robot already installed!"
-            )
+            raise ActivityAlreadyInstalled()
         inst.activities[code] = Activity(code=code, is_robot=is_robot, **clean)
     return True
 
@@ -177,7 +155,7 @@ def update_activity(call: Call, is_robot: bool) -> bool:
         activity = _find(inst, code, is_robot)
         fields = data.get("FIELDS")
         if not isinstance(fields, dict) or not fields:
-            raise ApiError(VALIDATION, "No fields to update")
+            raise ActivityValidationFailure("No fields to update")
         clean = _validate(fields, partial=True)
         if clean.get("use_placement", activity.use_placement) == "Y" and not (
             clean.get("placement_handler") or activity.placement_handler
@@ -268,8 +246,8 @@ def activity_log(call: Call) -> bool:
     with call.world.lock:
         step = rules.step_by_token(call.world, call.portal, str(data.get("EVENT_TOKEN") or ""))
         message = data.get("LOG_MESSAGE")
-        if _empty(message):
-            raise ApiError("ERROR_EMPTY_LOG_MESSAGE", "Empty log message!")
+        if php_empty(message):
+            raise EmptyLogMessage()
         rules.write_log(call.world, call.portal, step, str(message))
     return True
 

@@ -19,8 +19,9 @@ import string
 from typing import Any
 
 from fakeportal import signals
-from fakeportal.api import ApiError, admin
-from fakeportal.automation import crmlink, outbox
+from fakeportal.api import admin
+from fakeportal.automation import crmlink, messageservice, outbox
+from fakeportal.automation.lifecycle import user_auth
 from fakeportal.automation.models import (
     Activity,
     NotFound,
@@ -31,7 +32,9 @@ from fakeportal.automation.models import (
     find_installation,
     get_portal,
     installed,
+    new_workflow_id,
 )
+from fakeportal.exceptions import AccessDenied
 from fakeportal.state import Portal, World
 
 DEFAULT_ROBOT_TIMEOUT = 600
@@ -41,13 +44,6 @@ _ALNUM = string.ascii_letters + string.digits
 
 
 # identifiers and the event token --------------------------------------------------------------
-def new_workflow_id(world: World) -> str:
-    """Like PHP ``uniqid('', true)``: 13 hex digits of time, then a random ``d.dddddddd``."""
-    now = world.timestamp()
-    seconds, micros = int(now), int((now % 1) * 1_000_000)
-    return f"{seconds:08x}{micros:05x}{random.random() * 10:.8f}"
-
-
 def new_activity_name() -> str:
     return "A" + "_".join(f"{random.randint(10000, 99999)}" for _ in range(4))
 
@@ -62,28 +58,24 @@ def make_token(world: World, workflow_id: str, activity_name: str, event_id: str
     return f"{value}.{sign(world, value)}"
 
 
-def _access_denied() -> ApiError:
-    return ApiError("ACCESS_DENIED", "Access denied!", 403)
-
-
 def step_by_token(world: World, portal: Portal, token: str) -> tuple[Workflow, Step]:
     """The waiting robot an event token belongs to; forged, foreign or spent -> 403."""
     value, _, signature = token.rpartition(".")
     if not value or not hmac.compare_digest(signature, sign(world, value)):
-        raise _access_denied()
+        raise AccessDenied("Access denied!")
     parts = value.split("|")
     if len(parts) != 3:
-        raise _access_denied()
+        raise AccessDenied("Access denied!")
     state = automation(portal)
     found = state.tokens.get(parts[2])
     if found is None or parts[2] in state.used_tokens:
-        raise _access_denied()
+        raise AccessDenied("Access denied!")
     workflow = state.workflows.get(found[0])
     if workflow is None or workflow.id != parts[0]:
-        raise _access_denied()
+        raise AccessDenied("Access denied!")
     step = workflow.steps[found[1]]
     if step.activity_name != parts[1] or step.status != "waiting":
-        raise _access_denied()
+        raise AccessDenied("Access denied!")
     return workflow, step
 
 
@@ -366,8 +358,6 @@ def _cancel(world: World, workflow: Workflow, note: str) -> None:
 def _run_robot(
     world: World, portal: Portal, workflow: Workflow, step: Step, deal: dict[str, Any]
 ) -> None:
-    from fakeportal.automation.lifecycle import user_auth
-
     rule = step.rule
     inst = find_installation(portal, rule.client_id)
     activity = inst.activities.get(rule.code) if inst else None
@@ -404,8 +394,6 @@ def _run_robot(
 def _run_sms(
     world: World, portal: Portal, workflow: Workflow, step: Step, deal: dict[str, Any]
 ) -> None:
-    from fakeportal.automation import messageservice
-
     rule = step.rule
     phone = rule.properties.get("phone") or crmlink.deal_phone(portal, deal)[0]
     if not phone:

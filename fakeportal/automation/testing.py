@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from fakeportal import admin
+from fakeportal import admin, oauth
 from fakeportal.automation import lifecycle, outbox
 from fakeportal.automation.recorder import Post, Recorder
 from fakeportal.state import Portal, World
@@ -64,8 +64,6 @@ class InstalledApp:
         return response.json()["result"]
 
     def token_for(self, user_id: int) -> str:
-        from fakeportal import oauth
-
         with self.world.lock:
             return str(
                 oauth.issue_tokens(self.world, self.portal, self.client_id, user_id)["access_token"]

@@ -11,14 +11,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fakeportal.api import ApiError, Call, admin, method
+from fakeportal.api import Call, admin, method
 from fakeportal.automation import crmlink
+from fakeportal.automation.checks import php_empty
 from fakeportal.automation.models import (
     Installation,
     app_installation,
     automation,
     get_portal,
 )
+from fakeportal.exceptions import AccessDenied, Uncoded
 from fakeportal.state import Portal, World
 
 CODE_RE = re.compile(r"^[a-z0-9.\-_]+$", re.IGNORECASE)
@@ -26,19 +28,11 @@ OWNER_TYPES = {1, 2, 3, 4, 5, 7, 8, 31}  # lead, deal, contact, company, invoice
 DEAL = 2
 
 
-def _fail(description: str) -> ApiError:
-    return ApiError("", description, 400)
-
-
-def _empty(value: Any) -> bool:
-    return value in (None, "", "0", 0, False) or (isinstance(value, (dict, list)) and not value)
-
-
 def _context(call: Call) -> Installation:
     if not call.caller.is_admin:
-        raise ApiError("ACCESS_DENIED", "Access denied! Admin permissions required", 403)
+        raise AccessDenied("Access denied! Admin permissions required")
     if call.caller.app_id is None:
-        raise ApiError("ACCESS_DENIED", "Access denied! Application context required", 403)
+        raise AccessDenied("Access denied! Application context required")
     return app_installation(call.portal, call.caller.app_id)
 
 
@@ -47,10 +41,10 @@ def _params(call: Call) -> dict[str, Any]:
 
 
 def _check_code(code: Any) -> str:
-    if _empty(code):
-        raise _fail("Empty trigger code!")
+    if php_empty(code):
+        raise Uncoded("Empty trigger code!")
     if not isinstance(code, (str, int)) or not CODE_RE.match(str(code)):
-        raise _fail("Wrong trigger code!")
+        raise Uncoded("Wrong trigger code!")
     return str(code)
 
 
@@ -63,8 +57,8 @@ def trigger_add(call: Call) -> bool:
     inst = _context(call)
     data = _params(call)
     code = _check_code(data.get("CODE"))
-    if _empty(data.get("NAME")):
-        raise _fail("Empty trigger name!")
+    if php_empty(data.get("NAME")):
+        raise Uncoded("Empty trigger name!")
     with call.world.lock:
         existing = _registered(inst, code)
         inst.triggers[existing or code] = str(data["NAME"])
@@ -85,7 +79,7 @@ def trigger_delete(call: Call) -> bool:
     with call.world.lock:
         existing = _registered(inst, code)
         if existing is None:
-            raise _fail("Trigger not found")
+            raise Uncoded("Trigger not found")
         del inst.triggers[existing]
     return True
 
@@ -97,13 +91,13 @@ def trigger_execute(call: Call) -> bool:
     code = _check_code(data.get("CODE"))
     with call.world.lock:
         if _registered(inst, code) is None:
-            raise _fail(f"Trigger with code {code} is not registered.")
+            raise Uncoded(f"Trigger with code {code} is not registered.")
         owner_type = _int(data.get("OWNER_TYPE_ID"))
         if owner_type not in OWNER_TYPES and owner_type < 128:
-            raise _fail("Incorrect parameter OWNER_TYPE_ID.")
+            raise Uncoded("Incorrect parameter OWNER_TYPE_ID.")
         owner_id = _int(data.get("OWNER_ID"))
         if owner_id <= 0:
-            raise _fail("Incorrect parameter OWNER_ID.")
+            raise Uncoded("Incorrect parameter OWNER_ID.")
         fire(call.world, call.portal, inst.client_id, code, owner_type, owner_id)
     return True
 

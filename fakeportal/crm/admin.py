@@ -11,8 +11,8 @@ from functools import wraps
 from typing import Any
 
 from fakeportal.admin import find_portal
-from fakeportal.api import ApiError
 from fakeportal.api import admin as _register
+from fakeportal.exceptions import ApiError
 from fakeportal.state import World
 
 from . import categories, contacts, deals, seed, userfields

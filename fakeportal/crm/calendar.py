@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from fakeportal.api import ApiError, Call, method
+from fakeportal.api import Call, method
+from fakeportal.exceptions import Uncoded
 from fakeportal.state import Portal
 
 from . import common
@@ -23,10 +24,8 @@ def _site_format(portal: Portal, value: datetime, skip_time: bool = False) -> st
     return local.strftime("%m/%d/%Y %I:%M:%S ") + local.strftime("%p").lower()
 
 
-def _required(name: str, method_name: str) -> ApiError:
-    return ApiError(
-        "", f'The required parameter "{name}" for the method "{method_name}" is not set'
-    )
+def _required(name: str, method_name: str) -> Uncoded:
+    return Uncoded(f'The required parameter "{name}" for the method "{method_name}" is not set')
 
 
 def add_event(
@@ -124,7 +123,7 @@ def event_add(call: Call) -> int:
         start = _when(portal, call, "from")
         end = _when(portal, call, "to")
     except (TypeError, ValueError) as exc:
-        raise ApiError("", "An error occurred while creating the event") from exc
+        raise Uncoded("An error occurred while creating the event") from exc
     if start is None:
         raise _required("from", "calendar.event.add")
     if end is None:
@@ -140,7 +139,7 @@ def event_add(call: Call) -> int:
         attendees = list(attendees.values())
     crm_fields = call.get("crm_fields")
     if crm_fields is not None and not isinstance(crm_fields, (list, dict)):
-        raise ApiError("", "The list of event links to CRM must be an array")
+        raise Uncoded("The list of event links to CRM must be an array")
     if isinstance(crm_fields, dict):
         crm_fields = list(crm_fields.values())
     return add_event(
@@ -166,16 +165,14 @@ def event_add(call: Call) -> int:
 def event_get(call: Call) -> list[dict[str, Any]]:
     portal = call.portal
     if not call.get("type"):
-        raise ApiError(
-            "", 'Required parameter "type" is not specified for method "calendar.event.get"'
-        )
+        raise Uncoded('Required parameter "type" is not specified for method "calendar.event.get"')
     owner_id = common.positive_id(call.get("ownerId"))
     now = common.now(portal)
     try:
         start = common.parse_datetime(portal, call.get("from")) or now - timedelta(days=30)
         end = common.parse_datetime(portal, call.get("to")) or now + timedelta(days=90)
     except (TypeError, ValueError) as exc:
-        raise ApiError("", "Invalid date") from exc
+        raise Uncoded("Invalid date") from exc
     if call.get("to") and len(str(call.get("to"))) <= 10:
         end = end + timedelta(days=1)
     rows = [
@@ -194,11 +191,11 @@ def event_get(call: Call) -> list[dict[str, Any]]:
 def event_delete(call: Call) -> bool:
     event_id = common.positive_id(call.get("id"))
     if event_id is None:
-        raise ApiError(
-            "", 'The required parameter "id" for the method "calendar.event.delete" is not set'
+        raise Uncoded(
+            'The required parameter "id" for the method "calendar.event.delete" is not set'
         )
     if call.portal.table("calendar_event").pop(event_id, None) is None:
-        raise ApiError("", "Event not found")
+        raise Uncoded("Event not found")
     return True
 
 
@@ -222,21 +219,19 @@ def accessibility_get(call: Call) -> dict[str, Any]:
     if isinstance(users, dict):
         users = list(users.values())
     if not isinstance(users, list) or not users:
-        raise ApiError(
-            "",
-            'The required parameter "users" for the method "calendar.accessibility.get" is not set',
+        raise Uncoded(
+            'The required parameter "users" for the method "calendar.accessibility.get" is not set'
         )
     try:
         start = common.parse_datetime(portal, call.get("from"))
         end = common.parse_datetime(portal, call.get("to"))
     except (TypeError, ValueError) as exc:
-        raise ApiError("", "Invalid date") from exc
+        raise Uncoded("Invalid date") from exc
     if start is None or end is None:
         name = "from" if start is None else "to"
-        raise ApiError(
-            "",
+        raise Uncoded(
             f'The required parameter "{name}" for the method '
-            '"calendar.accessibility.get" is not set',
+            '"calendar.accessibility.get" is not set'
         )
     end = end + timedelta(days=1)  # "to" is a date: the whole day counts
     result: dict[str, Any] = {}

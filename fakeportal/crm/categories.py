@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fakeportal.api import ApiError, Call, Page, method
+from fakeportal.api import Call, Page, method
+from fakeportal.exceptions import CodeZero, CoreError, EntityTypeNotSupported, NotFound, Uncoded
 from fakeportal.state import Portal
 
 from . import common, query
@@ -101,7 +102,7 @@ def stage_semantic(row: dict[str, Any]) -> str:
 def first_stage(portal: Portal, entity_type_id: int, category_id: int) -> str:
     rows = stages(portal, entity_type_id, category_id)
     if not rows:
-        raise ApiError("", f"Category {category_id} has no stages")
+        raise Uncoded(f"Category {category_id} has no stages")
     return rows[0]["STATUS_ID"]
 
 
@@ -242,9 +243,9 @@ def _entity_type(call: Call) -> int:
     except (TypeError, ValueError):
         type_id = None
     if type_id in (1, 3, 4, 7):
-        raise ApiError("ENTITY_TYPE_NOT_SUPPORTED", f"Entity type {type_id} is not supported")
+        raise EntityTypeNotSupported(f"Entity type {type_id} is not supported")
     if type_id not in CATEGORY_TYPES:
-        raise ApiError("NOT_FOUND", "SPA not found")
+        raise NotFound("SPA not found")
     return type_id
 
 
@@ -255,7 +256,7 @@ def _category_or_404(portal: Portal, type_id: int, value: Any) -> dict[str, Any]
         category_id = None
     row = None if category_id is None else get_category(portal, type_id, category_id)
     if row is None:
-        raise ApiError("NOT_FOUND", "Element not found")
+        raise NotFound("Element not found")
     return row
 
 
@@ -286,7 +287,7 @@ def category_add(call: Call) -> dict[str, Any]:
         fields = {}
     name = str(fields.get("name") or "").strip()
     if not name:
-        raise ApiError("0", "Field 'NAME' is required")
+        raise CodeZero("Field 'NAME' is required")
     try:
         sort = common.to_int(fields.get("sort")) or 500
     except (TypeError, ValueError):
@@ -312,7 +313,7 @@ def category_update(call: Call) -> dict[str, Any]:
     if "name" in fields:
         name = str(fields["name"] or "").strip()
         if not name:
-            raise ApiError("0", "Field 'NAME' is required")
+            raise CodeZero("Field 'NAME' is required")
         row["name"] = name
     if "sort" in fields:
         try:
@@ -329,11 +330,11 @@ def category_delete(call: Call) -> None:
     type_id = _entity_type(call)
     row = _category_or_404(call.portal, type_id, call.get("id"))
     if row["isDefault"] == "Y":
-        raise ApiError("0", "You cannot delete the default category")
+        raise CodeZero("You cannot delete the default category")
     if type_id == DEAL:
         deals = call.portal.table("deal").values()
         if any(d.get("CATEGORY_ID") == row["id"] for d in deals):
-            raise ApiError("0", "Category cannot be deleted because it contains items")
+            raise CodeZero("Category cannot be deleted because it contains items")
     entity_id = stage_entity_id(type_id, row["id"])
     table = status_table(call.portal)
     for status_id in [k for k, v in table.items() if v["ENTITY_ID"] == entity_id]:
@@ -394,10 +395,10 @@ def status_list(call: Call) -> Page:
 def _status_or_error(call: Call) -> dict[str, Any]:
     status_id = common.positive_id(call.get("id"))
     if status_id is None:
-        raise ApiError("", "ID is not defined or invalid.")
+        raise Uncoded("ID is not defined or invalid.")
     row = status_table(call.portal).get(status_id)
     if row is None:
-        raise ApiError("", "Not found")
+        raise Uncoded("Not found")
     return row
 
 
@@ -417,16 +418,16 @@ def status_add(call: Call) -> int:
         f"The field {k} is required." for k in ("ENTITY_ID", "STATUS_ID") if not fields.get(k)
     ]
     if missing:
-        raise ApiError("", "<br>".join(missing))
+        raise Uncoded("<br>".join(missing))
     entity_id = str(fields["ENTITY_ID"]).upper()
     parsed = parse_stage_entity(entity_id)
     if parsed is None and entity_id not in KNOWN_ENTITIES:
-        raise ApiError("", "Specified entity type is not supported.")
+        raise Uncoded("Specified entity type is not supported.")
     if parsed and get_category(call.portal, parsed[0], parsed[1]) is None:
-        raise ApiError("", "Specified entity type is not supported.")
+        raise Uncoded("Specified entity type is not supported.")
     name = str(fields.get("NAME") or "").strip()
     if not name:
-        raise ApiError("", "The field Title is required.")
+        raise Uncoded("The field Title is required.")
     status_id = str(fields["STATUS_ID"])
     if parsed:
         prefix = stage_prefix(*parsed)
@@ -436,7 +437,7 @@ def status_add(call: Call) -> int:
         r["ENTITY_ID"] == entity_id and r["STATUS_ID"] == status_id
         for r in status_table(call.portal).values()
     ):
-        raise ApiError("ERROR_CORE", "The specified status ID already exists.")
+        raise CoreError("The specified status ID already exists.")
     try:
         sort = common.to_int(fields.get("SORT")) or 10
     except (TypeError, ValueError):
@@ -449,11 +450,10 @@ def status_add(call: Call) -> int:
     if parsed and code is None:
         won = [r for r in stages(call.portal, *parsed) if r["SEMANTICS"] == "S"]
         if won and sort > won[0]["SORT"]:
-            raise ApiError(
-                "",
+            raise Uncoded(
                 "Cannot create more stages after the final stage because the final successful"
                 " stage already exists. Try using sort order values less than that of the"
-                " final stage.",
+                " final stage."
             )
     return add_status(
         call.portal,
@@ -474,7 +474,7 @@ def status_update(call: Call) -> bool:
     if "NAME" in fields:
         name = str(fields["NAME"] or "").strip()
         if not name:
-            raise ApiError("", "The field Title is required.")
+            raise Uncoded("The field Title is required.")
         row["NAME"] = name
     if "SORT" in fields:
         try:
@@ -492,12 +492,12 @@ def status_delete(call: Call) -> bool:
     params = call.get("params")
     forced = isinstance(params, dict) and common.to_yn(params.get("FORCED")) == "Y"
     if row["SYSTEM"] == "Y" and not forced:
-        raise ApiError("", "Can't delete system status")
+        raise Uncoded("Can't delete system status")
     if row.get("_STAGE"):
         type_id, _ = parse_stage_entity(row["ENTITY_ID"]) or (DEAL, 0)
         table = "deal" if type_id == DEAL else "invoice"
         if any(d.get("STAGE_ID") == row["STATUS_ID"] for d in call.portal.table(table).values()):
-            raise ApiError("", "There are active items in this stage.")
+            raise Uncoded("There are active items in this stage.")
     del status_table(call.portal)[row["ID"]]
     return True
 
@@ -512,7 +512,7 @@ def entity_items(portal: Portal, entity_id: str) -> list[dict[str, Any]]:
 def status_entity_items(call: Call) -> list[dict[str, Any]]:
     entity_id = call.get("entityId")
     if not entity_id:
-        raise ApiError("", "The parameter entityId is required.")
+        raise Uncoded("The parameter entityId is required.")
     return entity_items(call.portal, str(entity_id))
 
 
@@ -523,5 +523,5 @@ def dealcategory_stage_list(call: Call) -> list[dict[str, Any]]:
     except (TypeError, ValueError):
         category_id = 0
     if get_category(call.portal, DEAL, category_id) is None:
-        raise ApiError("", "Not found")
+        raise Uncoded("Not found")
     return entity_items(call.portal, stage_entity_id(DEAL, category_id))

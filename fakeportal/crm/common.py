@@ -15,7 +15,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fakeportal import signals
-from fakeportal.api import ApiError, Call
+from fakeportal.api import Call, flag
+from fakeportal.exceptions import Uncoded
 from fakeportal.state import Portal
 
 CLOCK_KEY = "crm.clock"
@@ -105,17 +106,11 @@ def to_float(value: Any) -> float | None:
 
 
 def to_yn(value: Any, default: str | None = None) -> str | None:
-    """Bitrix booleans: Y/N from Y/N, 1/0, true/false."""
-    if value is None or value == "":
+    """Bitrix booleans as "Y"/"N" (read by ``api.flag``); ``default`` when unset or unreadable."""
+    read = flag(value, None)
+    if read is None:
         return default
-    if isinstance(value, bool):
-        return "Y" if value else "N"
-    text = str(value).strip().upper()
-    if text in ("Y", "1", "TRUE"):
-        return "Y"
-    if text in ("N", "0", "FALSE"):
-        return "N"
-    return default
+    return "Y" if read else "N"
 
 
 def str_scalar(value: Any, kind: str = "str", portal: Portal | None = None) -> Any:
@@ -166,7 +161,7 @@ def require_fields(call: Call, name: str = "fields") -> dict[str, Any]:
     """The ``fields`` object of crm.*.add/update; the portal's error when it is not an array."""
     value = call.get(name)
     if not isinstance(value, dict):
-        raise ApiError("", f"Parameter '{name}' must be array.")
+        raise Uncoded(f"Parameter '{name}' must be array.")
     return value
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fakeportal.api import ApiError, Call, Page, method
+from fakeportal.api import Call, Page, method
+from fakeportal.exceptions import Uncoded
 from fakeportal.state import Portal
 
 from . import common, query, userfields
@@ -313,7 +314,7 @@ def create(
         record[type_id] = []
     _apply(portal, entity, record, fields)
     if entity is COMPANY and not record.get("TITLE"):
-        raise ApiError("", "The field 'Company Name' is required.")
+        raise Uncoded("The field 'Company Name' is required.")
     if entity is CONTACT and not any(record.get(k) for k in ("NAME", "LAST_NAME", "SECOND_NAME")):
         record["NAME"] = "Untitled" if portal.language != "ru" else "Без имени"
     portal.table(entity.table)[record_id] = record
@@ -324,10 +325,10 @@ def create(
 def require(portal: Portal, entity: Entity, record_id: Any) -> dict[str, Any]:
     key = common.positive_id(record_id)
     if key is None:
-        raise ApiError("", "ID is not defined or invalid")
+        raise Uncoded("ID is not defined or invalid")
     record = portal.table(entity.table).get(key)
     if record is None:
-        raise ApiError("", "Not found")
+        raise Uncoded("Not found")
     return record
 
 
@@ -337,7 +338,7 @@ def update(
     record = require(portal, entity, record_id)
     _apply(portal, entity, record, common.upper_keys(fields))
     if entity is COMPANY and not record.get("TITLE"):
-        raise ApiError("", "The field 'Company Name' is required.")
+        raise Uncoded("The field 'Company Name' is required.")
     record["DATE_MODIFY"] = common.now(portal)
     if user_id is not None:
         record["MODIFY_BY_ID"] = user_id

@@ -11,7 +11,8 @@ from datetime import timedelta
 from typing import Any
 
 from fakeportal import signals
-from fakeportal.api import ApiError, Call, Page, method
+from fakeportal.api import Call, Page, method
+from fakeportal.exceptions import FieldValueNotValid, Uncoded
 from fakeportal.state import Portal
 
 from . import categories, common, query, userfields
@@ -203,7 +204,7 @@ def _apply(portal: Portal, record: dict[str, Any], fields: dict[str, Any]) -> No
     if "CURRENCY_ID" in fields and record.get("CURRENCY_ID"):
         currency = str(record["CURRENCY_ID"]).upper()
         if currency not in CURRENCIES:
-            raise ApiError("", 'Invalid value for the "Currency" field')
+            raise Uncoded('Invalid value for the "Currency" field')
         record["CURRENCY_ID"] = currency
     for key in WRITABLE_YN:
         if key in fields:
@@ -299,7 +300,7 @@ def create_deal(portal: Portal, fields: dict[str, Any], user_id: int | None = No
         except (TypeError, ValueError):
             category_id = None
         if category_id is None or categories.get_category(portal, DEAL, category_id) is None:
-            raise ApiError("", f"Category with ID '{fields['CATEGORY_ID']}' is not found")
+            raise Uncoded(f"Category with ID '{fields['CATEGORY_ID']}' is not found")
     stage = None
     if fields.get("STAGE_ID"):
         found = categories.find_stage(portal, DEAL, str(fields["STAGE_ID"]))
@@ -366,10 +367,10 @@ def require_deal(portal: Portal, deal_id: Any) -> dict[str, Any]:
     """The stored deal, or the portal's errors for a bad or unknown id."""
     key = common.positive_id(deal_id)
     if key is None:
-        raise ApiError("", "ID is not defined or invalid")
+        raise Uncoded("ID is not defined or invalid")
     record = table(portal).get(key)
     if record is None:
-        raise ApiError("", "Not found")
+        raise Uncoded("Not found")
     return record
 
 
@@ -415,7 +416,7 @@ def change_category(
     """
     record = require_deal(portal, deal_id)
     if categories.get_category(portal, DEAL, category_id) is None:
-        raise ApiError("CRM_FIELD_ERROR_VALUE_NOT_VALID", 'Invalid value for field "categoryId"')
+        raise FieldValueNotValid('Invalid value for field "categoryId"')
     stage = _stage_in(portal, category_id, stage_id)
     if stage is None:
         stage = categories.find_stage(
@@ -443,7 +444,7 @@ def move_deal(portal: Portal, deal_id: int, stage_id: str, user_id: int | None =
     record = require_deal(portal, deal_id)
     stage = categories.find_stage(portal, DEAL, stage_id)
     if stage is None:
-        raise ApiError("", f"Stage '{stage_id}' is not found")
+        raise Uncoded(f"Stage '{stage_id}' is not found")
     parsed = categories.parse_stage_entity(stage["ENTITY_ID"]) or (DEAL, 0)
     if parsed[1] != record["CATEGORY_ID"]:
         change_category(portal, record["ID"], parsed[1], stage_id, user_id)
@@ -545,7 +546,7 @@ def list_deals(
 def _check_params(call: Call) -> None:
     params = call.get("params")
     if params is not None and params != "" and not isinstance(params, (dict, list)):
-        raise ApiError("", "Parameter 'params' must be array.")
+        raise Uncoded("Parameter 'params' must be array.")
 
 
 @method("crm.deal.add", scope="crm", validates=True)
@@ -689,9 +690,9 @@ def _binding_view(b: dict[str, Any]) -> dict[str, Any]:
 def _contact_or_error(portal: Portal, value: Any) -> int:
     contact_id = common.positive_id(value)
     if contact_id is None:
-        raise ApiError("", "The parameter 'CONTACT_ID' is invalid or not defined.")
+        raise Uncoded("The parameter 'CONTACT_ID' is invalid or not defined.")
     if contact_id not in portal.table("contact"):
-        raise ApiError("", f"The contact with ID '{contact_id}' is not found")
+        raise Uncoded(f"The contact with ID '{contact_id}' is not found")
     return contact_id
 
 
@@ -715,11 +716,11 @@ def deal_contact_items_set(call: Call) -> bool:
     if isinstance(items, dict):
         items = list(items.values())
     if not isinstance(items, list):
-        raise ApiError("", "The parameter 'items' must be array.")
+        raise Uncoded("The parameter 'items' must be array.")
     result: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
-            raise ApiError("", "The parameter 'items' must be array.")
+            raise Uncoded("The parameter 'items' must be array.")
         item = common.upper_keys(item)
         contact_id = _contact_or_error(call.portal, item.get("CONTACT_ID"))
         sort = common.to_int(item.get("SORT")) or (index + 1) * 10
@@ -760,7 +761,7 @@ def deal_contact_delete(call: Call) -> bool:
     fields = common.upper_keys(common.require_fields(call))
     contact_id = common.positive_id(fields.get("CONTACT_ID"))
     if contact_id is None:
-        raise ApiError("", "The parameter 'CONTACT_ID' is invalid or not defined.")
+        raise Uncoded("The parameter 'CONTACT_ID' is invalid or not defined.")
     set_bindings(record, [b for b in contact_bindings(record) if b["CONTACT_ID"] != contact_id])
     _bindings_changed(call, record)
     return True

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fakeportal.api import ApiError, Call, method
+from fakeportal.api import Call, method
+from fakeportal.exceptions import AttachOversize, MessageEmpty, UserIdEmpty
 from fakeportal.state import Portal
 
 from . import common
@@ -49,13 +50,13 @@ def notify(
 def _add(call: Call, kind: str) -> int:
     user_id = common.positive_id(call.get("USER_ID"))
     if user_id is None:
-        raise ApiError("USER_ID_EMPTY", "User ID can't be empty")
+        raise UserIdEmpty("User ID can't be empty")
     message = str(call.get("MESSAGE") or "").strip()
     if not message:
-        raise ApiError("MESSAGE_EMPTY", "Message can't be empty")
+        raise MessageEmpty("Message can't be empty")
     attach = call.get("ATTACH")
     if attach is not None and len(str(attach)) > 60000:
-        raise ApiError("ATTACH_OVERSIZE", "You have exceeded the maximum allowable size of attach")
+        raise AttachOversize("You have exceeded the maximum allowable size of attach")
     return notify(
         call.portal,
         user_id,

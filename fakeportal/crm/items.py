@@ -13,7 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 from fakeportal import signals
-from fakeportal.api import ApiError, Call, Page, method
+from fakeportal.api import Call, Page, method
+from fakeportal.exceptions import FieldValueNotValid, InvalidArgValue, NotFound, ParamErrorString
 from fakeportal.state import Portal
 
 from . import categories, common, deals, query, userfields
@@ -121,7 +122,7 @@ def _entity_type(call: Call) -> int:
     except (TypeError, ValueError):
         type_id = None
     if type_id not in (DEAL, INVOICE):
-        raise ApiError("NOT_FOUND", "SPA not found")
+        raise NotFound("SPA not found")
     return type_id
 
 
@@ -132,7 +133,7 @@ def _use_original(call: Call) -> bool:
 def _item_id(call: Call) -> int:
     item_id = common.positive_id(call.get("id"))
     if item_id is None:
-        raise ApiError("NOT_FOUND", "Item not found")
+        raise NotFound("Item not found")
     return item_id
 
 
@@ -232,9 +233,7 @@ def _apply_invoice(portal: Portal, record: dict[str, Any], fields: dict[str, Any
             try:
                 record[key] = common.to_int(fields[key])
             except (TypeError, ValueError) as exc:
-                raise ApiError(
-                    "CRM_FIELD_ERROR_VALUE_NOT_VALID", f'Invalid value for field "{key}"'
-                ) from exc
+                raise FieldValueNotValid(f'Invalid value for field "{key}"') from exc
     if "opportunity" in fields:
         record["opportunity"] = common.to_float(fields["opportunity"]) or 0.0
     if "opened" in fields:
@@ -270,12 +269,10 @@ def create_invoice(portal: Portal, fields: dict[str, Any], user_id: int | None =
     else:
         category_id = common.to_int(category_id)
         if categories.get_category(portal, INVOICE, category_id) is None:
-            raise ApiError(
-                "CRM_FIELD_ERROR_VALUE_NOT_VALID", 'Invalid value for field "categoryId"'
-            )
+            raise FieldValueNotValid('Invalid value for field "categoryId"')
     stage = _invoice_stage(portal, category_id, fields.get("stageId"))
     if fields.get("stageId") and stage is None:
-        raise ApiError("CRM_FIELD_ERROR_VALUE_NOT_VALID", 'Invalid value for field "stageId"')
+        raise FieldValueNotValid('Invalid value for field "stageId"')
     if stage is None:
         stage = categories.find_stage(
             portal, INVOICE, categories.first_stage(portal, INVOICE, category_id)
@@ -326,19 +323,17 @@ def update_invoice(
 ) -> None:
     record = invoice_table(portal).get(item_id)
     if record is None:
-        raise ApiError("NOT_FOUND", "Item not found")
+        raise NotFound("Item not found")
     category_id = record["categoryId"]
     if fields.get("categoryId") not in (None, ""):
         category_id = common.to_int(fields["categoryId"])
         if categories.get_category(portal, INVOICE, category_id) is None:
-            raise ApiError(
-                "CRM_FIELD_ERROR_VALUE_NOT_VALID", 'Invalid value for field "categoryId"'
-            )
+            raise FieldValueNotValid('Invalid value for field "categoryId"')
     stage = None
     if fields.get("stageId"):
         stage = _invoice_stage(portal, category_id, fields["stageId"])
         if stage is None:
-            raise ApiError("CRM_FIELD_ERROR_VALUE_NOT_VALID", 'Invalid value for field "stageId"')
+            raise FieldValueNotValid('Invalid value for field "stageId"')
     elif category_id != record["categoryId"]:
         stage = categories.find_stage(
             portal, INVOICE, categories.first_stage(portal, INVOICE, category_id)
@@ -378,7 +373,7 @@ def _invoice_resolve(name: str) -> str | None:
 def _fields(call: Call) -> dict[str, Any]:
     fields = call.get("fields")
     if not isinstance(fields, dict):
-        raise ApiError("100", "Could not find value for parameter {fields}")
+        raise ParamErrorString("Could not find value for parameter {fields}")
     return fields
 
 
@@ -405,14 +400,12 @@ def item_add(call: Call) -> dict[str, Any]:
     if "CATEGORY_ID" in deal_fields:
         category = common.to_int(deal_fields["CATEGORY_ID"])
         if categories.get_category(call.portal, DEAL, category or 0) is None:
-            raise ApiError(
-                "CRM_FIELD_ERROR_VALUE_NOT_VALID", 'Invalid value for field "categoryId"'
-            )
+            raise FieldValueNotValid('Invalid value for field "categoryId"')
         if (
             deal_fields.get("STAGE_ID")
             and deals._stage_in(call.portal, category or 0, deal_fields["STAGE_ID"]) is None
         ):
-            raise ApiError("CRM_FIELD_ERROR_VALUE_NOT_VALID", 'Invalid value for field "stageId"')
+            raise FieldValueNotValid('Invalid value for field "stageId"')
     new_id = deals.create_deal(call.portal, deal_fields, user)
     return {"item": deal_item(call.portal, deals.table(call.portal)[new_id], original)}
 
@@ -424,11 +417,11 @@ def item_get(call: Call) -> dict[str, Any]:
     if type_id == INVOICE:
         record = invoice_table(call.portal).get(item_id)
         if record is None:
-            raise ApiError("NOT_FOUND", "Item not found")
+            raise NotFound("Item not found")
         return {"item": invoice_item(call.portal, record)}
     record = deals.table(call.portal).get(item_id)
     if record is None:
-        raise ApiError("NOT_FOUND", "Item not found")
+        raise NotFound("Item not found")
     return {"item": deal_item(call.portal, record, _use_original(call))}
 
 
@@ -444,7 +437,7 @@ def item_update(call: Call) -> dict[str, Any]:
         return {"item": invoice_item(call.portal, invoice_table(call.portal)[item_id])}
     record = deals.table(call.portal).get(item_id)
     if record is None:
-        raise ApiError("NOT_FOUND", "Item not found")
+        raise NotFound("Item not found")
     update_deal_item(call.portal, item_id, fields, user)
     return {"item": deal_item(call.portal, record, original)}
 
@@ -463,12 +456,10 @@ def update_deal_item(
         except (TypeError, ValueError):
             category = None
         if category is None or categories.get_category(portal, DEAL, category) is None:
-            raise ApiError(
-                "CRM_FIELD_ERROR_VALUE_NOT_VALID", 'Invalid value for field "categoryId"'
-            )
+            raise FieldValueNotValid('Invalid value for field "categoryId"')
     stage_id = deal_fields.get("STAGE_ID")
     if stage_id and deals._stage_in(portal, category, stage_id) is None:
-        raise ApiError("CRM_FIELD_ERROR_VALUE_NOT_VALID", 'Invalid value for field "stageId"')
+        raise FieldValueNotValid('Invalid value for field "stageId"')
     deal_fields.pop("CATEGORY_ID", None)
     if category != record["CATEGORY_ID"]:
         deal_fields.pop("STAGE_ID", None)
@@ -484,7 +475,7 @@ def item_delete(call: Call) -> list[Any]:
     user = common.acting_user(call)
     if type_id == INVOICE:
         if invoice_table(call.portal).pop(item_id, None) is None:
-            raise ApiError("NOT_FOUND", "Item not found")
+            raise NotFound("Item not found")
         common.crm_event(
             call.portal,
             "ONCRMDYNAMICITEMDELETE_31",
@@ -493,7 +484,7 @@ def item_delete(call: Call) -> list[Any]:
         )
         return []
     if item_id not in deals.table(call.portal):
-        raise ApiError("NOT_FOUND", "Item not found")
+        raise NotFound("Item not found")
     deals.delete_deal(call.portal, item_id, user)
     return []
 
@@ -517,9 +508,7 @@ def item_list(call: Call) -> Page:
 
     def unknown(key: str) -> None:
         field = query.split_op(key)[1]
-        raise ApiError(
-            "INVALID_ARG_VALUE", f"Invalid filter: field '{field}' is not allowed in filter"
-        )
+        raise InvalidArgValue(f"Invalid filter: field '{field}' is not allowed in filter")
 
     if type_id == INVOICE:
         rows, total, nxt = query.run_list(
@@ -540,14 +529,11 @@ def item_list(call: Call) -> Page:
     if isinstance(order, dict):
         for key, direction in order.items():
             if resolve(str(key)) is None:
-                raise ApiError(
-                    "INVALID_ARG_VALUE", f"Invalid order: field '{key}' is not allowed in order"
-                )
+                raise InvalidArgValue(f"Invalid order: field '{key}' is not allowed in order")
             if str(direction).upper() not in ("ASC", "DESC"):
-                raise ApiError(
-                    "INVALID_ARG_VALUE",
+                raise InvalidArgValue(
                     "Invalid order: allowed sort directions are ASC, DESC. But got "
-                    f"'{direction}' for field '{key}'",
+                    f"'{direction}' for field '{key}'"
                 )
     rows, total, nxt = query.run_list(
         portal,

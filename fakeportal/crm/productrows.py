@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fakeportal.api import ApiError, Call, Page, method
+from fakeportal.api import Call, Page, method
+from fakeportal.exceptions import NotFound, ParamErrorString, Uncoded
 from fakeportal.state import Portal
 
 from . import common, deals, query
@@ -216,11 +217,11 @@ def _rows_param(value: Any, camel: bool) -> list[dict[str, Any]]:
     if value in (None, ""):
         value = []
     if not isinstance(value, list):
-        raise ApiError("", "The parameter 'rows' must be array.")
+        raise Uncoded("The parameter 'rows' must be array.")
     rows = []
     for item in value:
         if not isinstance(item, dict):
-            raise ApiError("", "The parameter 'rows' must be array.")
+            raise Uncoded("The parameter 'rows' must be array.")
         if camel:
             rows.append({UPPER_BY_ITEM.get(k, k.upper()): v for k, v in item.items()})
         else:
@@ -248,7 +249,7 @@ def _owner(portal: Portal, owner_type: Any, owner_id: Any) -> tuple[str, int]:
     kind = str(owner_type or "").upper()
     oid = common.positive_id(owner_id)
     if kind not in OWNER_TYPES or oid is None or not _owner_exists(portal, kind, oid):
-        raise ApiError("NOT_FOUND", "Owner not found")
+        raise NotFound("Owner not found")
     return kind, oid
 
 
@@ -264,7 +265,7 @@ def item_productrow_set(call: Call) -> dict[str, Any]:
 def item_productrow_add(call: Call) -> dict[str, Any]:
     fields = call.get("fields")
     if not isinstance(fields, dict):
-        raise ApiError("100", "Could not find value for parameter {fields}")
+        raise ParamErrorString("Could not find value for parameter {fields}")
     kind, oid = _owner(call.portal, fields.get("ownerType"), fields.get("ownerId"))
     data = {UPPER_BY_ITEM.get(k, k.upper()): v for k, v in fields.items()}
     existing = rows_of(call.portal, kind, oid)
@@ -279,7 +280,7 @@ def _row_or_404(call: Call) -> dict[str, Any]:
     row_id = common.positive_id(call.get("id"))
     row = None if row_id is None else table(call.portal).get(row_id)
     if row is None:
-        raise ApiError("NOT_FOUND", "Product row not found")
+        raise NotFound("Product row not found")
     return row
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fakeportal import signals
+from fakeportal.api import flag
 from fakeportal.state import Portal, World
 
 from . import categories, common
@@ -93,13 +94,16 @@ COMPANY_TYPES = [("CUSTOMER", "Client"), ("SUPPLIER", "Supplier"), ("PARTNER", "
 
 
 def new_user(portal: Portal, data: dict[str, Any]) -> int:
-    """Store a user (``ID`` given or next free); fills the fields user.get shows."""
+    """Store a user (``ID`` given or next free); fills the fields user.get shows.
+
+    ``ACTIVE`` and ``IS_ADMIN`` are Y/N flags (``"N"``, ``"0"``, False: no) stored as bools.
+    """
     table = portal.table("user")
     user_id = int(data.get("ID") or (max(table, default=0) + 1))
     registered = common.now(portal)
     table[user_id] = {
         "ID": user_id,
-        "ACTIVE": bool(data.get("ACTIVE", True)),
+        "ACTIVE": flag(data.get("ACTIVE"), True),
         "NAME": data.get("NAME", ""),
         "LAST_NAME": data.get("LAST_NAME", ""),
         "SECOND_NAME": data.get("SECOND_NAME", ""),
@@ -115,7 +119,7 @@ def new_user(portal: Portal, data: dict[str, Any]) -> int:
         "WORK_POSITION": data.get("WORK_POSITION", ""),
         "UF_DEPARTMENT": list(data.get("UF_DEPARTMENT") or [1]),
         "USER_TYPE": data.get("USER_TYPE", "employee"),
-        "IS_ADMIN": bool(data.get("IS_ADMIN", False)),
+        "IS_ADMIN": flag(data.get("IS_ADMIN")),
     }
     return user_id
 

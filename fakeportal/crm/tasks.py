@@ -8,7 +8,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fakeportal.api import ApiError, Call, Page, method
+from fakeportal.api import Call, Page, method
+from fakeportal.exceptions import CodeZero, CoreError, ParamError
 from fakeportal.state import Portal
 
 from . import common, query
@@ -129,15 +130,15 @@ def _apply(portal: Portal, task: dict[str, Any], fields: dict[str, Any]) -> None
 
 def _validate(portal: Portal, task: dict[str, Any]) -> None:
     if not str(task.get("TITLE") or "").strip():
-        raise ApiError("ERROR_CORE", "Task title not specified")
+        raise CoreError("Task title not specified")
     if not task.get("RESPONSIBLE_ID"):
-        raise ApiError("ERROR_CORE", "Responsible person not specified")
+        raise CoreError("Responsible person not specified")
     if task["RESPONSIBLE_ID"] not in portal.table("user"):
-        raise ApiError("ERROR_CORE", 'User specified in the "Responsible" field not found')
+        raise CoreError('User specified in the "Responsible" field not found')
     if task.get("STATUS") not in STATUSES:
-        raise ApiError("ERROR_CORE", "Incorrect status")
+        raise CoreError("Incorrect status")
     if task.get("PARENT_ID") and task["PARENT_ID"] not in table(portal):
-        raise ApiError("ERROR_CORE", 'Task specified in the "Parent Task" field not found')
+        raise CoreError('Task specified in the "Parent Task" field not found')
 
 
 def create_task(portal: Portal, fields: dict[str, Any], user_id: int | None = None) -> int:
@@ -214,10 +215,10 @@ def require_task(portal: Portal, task_id: Any) -> dict[str, Any]:
     try:
         key = common.to_int(task_id)
     except (TypeError, ValueError) as exc:
-        raise ApiError("0", "wrong task id") from exc
+        raise CodeZero("wrong task id") from exc
     task = table(portal).get(key) if key else None
     if task is None:
-        raise ApiError("0", "Action on the task is not allowed")
+        raise CodeZero("Action on the task is not allowed")
     return task
 
 
@@ -257,7 +258,7 @@ def _select(value: Any) -> list[str] | None:
 def _fields_param(call: Call) -> dict[str, Any]:
     fields = call.get("fields")
     if not isinstance(fields, dict) or not fields:
-        raise ApiError(100, "Could not find value for parameter {fields}")
+        raise ParamError("Could not find value for parameter {fields}")
     return fields
 
 
@@ -270,7 +271,7 @@ def task_add(call: Call) -> dict[str, Any]:
 @method("tasks.task.get", scope="task", validates=True)
 def task_get(call: Call) -> dict[str, Any]:
     if call.get("taskId") is None:
-        raise ApiError(100, "CTaskItem All parameters in the constructor must have real class type")
+        raise ParamError("CTaskItem All parameters in the constructor must have real class type")
     task = require_task(call.portal, call.get("taskId"))
     return {"task": task_view(call.portal, task, _select(call.get("select")))}
 
@@ -278,7 +279,7 @@ def task_get(call: Call) -> dict[str, Any]:
 @method("tasks.task.update", scope="task", validates=True)
 def task_update(call: Call) -> dict[str, Any]:
     if call.get("taskId") is None:
-        raise ApiError(100, "CTaskItem All parameters in the constructor must have real class type")
+        raise ParamError("CTaskItem All parameters in the constructor must have real class type")
     task = require_task(call.portal, call.get("taskId"))
     update_task(call.portal, task["ID"], _fields_param(call), common.acting_user(call))
     return {"task": task_view(call.portal, task)}

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fakeportal.api import ApiError, Call, Page, method
+from fakeportal.api import Call, Page, method
+from fakeportal.exceptions import (
+    InvalidArgValue,
+    NotFound,
+    OwnerNotFound,
+    ParamError,
+    Uncoded,
+    WrongDatetimeFormat,
+)
 from fakeportal.state import Portal
 
 from . import common, query
@@ -29,9 +37,9 @@ def add_timeline_comment(
     """Add a comment to a deal's (contact's, company's) timeline; returns its ID."""
     entity_type = entity_type.lower()
     if not owner_exists(portal, entity_type, entity_id):
-        raise ApiError("OWNER_NOT_FOUND", "Owner of the item not found")
+        raise OwnerNotFound("Owner of the item not found")
     if not str(text or "").strip():
-        raise ApiError("INVALID_ARG_VALUE", "Empty comment")
+        raise InvalidArgValue("Empty comment")
     comment_id = portal.next_id("timeline_comment")
     portal.table("timeline_comment")[comment_id] = {
         "ID": comment_id,
@@ -67,12 +75,12 @@ def _comment_view(portal: Portal, row: dict[str, Any], select: list[str] | None 
 def comment_add(call: Call) -> int:
     fields = call.params.get("fields")
     if not isinstance(fields, dict):
-        raise ApiError(100, "Could not find value for parameter {fields}")
+        raise ParamError("Could not find value for parameter {fields}")
     fields = common.upper_keys(fields)
     entity_id = common.positive_id(fields.get("ENTITY_ID"))
     entity_type = str(fields.get("ENTITY_TYPE") or "").strip().lower()
     if entity_id is None or not entity_type or "COMMENT" not in fields:
-        raise ApiError(100, "Required fields are not provided")
+        raise ParamError("Required fields are not provided")
     return add_timeline_comment(
         call.portal, entity_type, entity_id, str(fields["COMMENT"]), common.acting_user(call)
     )
@@ -82,10 +90,10 @@ def comment_add(call: Call) -> int:
 def comment_get(call: Call) -> dict[str, Any]:
     comment_id = common.positive_id(call.get("id"))
     if comment_id is None:
-        raise ApiError("", "ID is not defined or invalid.")
+        raise Uncoded("ID is not defined or invalid.")
     row = call.portal.table("timeline_comment").get(comment_id)
     if row is None:
-        raise ApiError("", "Not found.")
+        raise Uncoded("Not found.")
     return _comment_view(call.portal, row)
 
 
@@ -183,13 +191,13 @@ def add_todo(
     """A to-do activity on a deal/contact/company, as crm.activity.todo.add; returns its ID."""
     entity = TYPE_IDS.get(owner_type_id)
     if entity is None or not owner_exists(portal, entity, owner_id):
-        raise ApiError("NOT_FOUND", "CRM object not found")
+        raise NotFound("CRM object not found")
     try:
         when = common.parse_datetime(portal, deadline)
     except (TypeError, ValueError) as exc:
-        raise ApiError("WRONG_DATETIME_FORMAT", "Incorrect date format") from exc
+        raise WrongDatetimeFormat("Incorrect date format") from exc
     if when is None:
-        raise ApiError("WRONG_DATETIME_FORMAT", "Incorrect date format")
+        raise WrongDatetimeFormat("Incorrect date format")
     actor = user_id if user_id is not None else 1
     now = common.now(portal)
     activity_id = portal.next_id("activity")
@@ -258,7 +266,7 @@ def todo_add(call: Call) -> dict[str, Any]:
         owner_id = common.to_int(call.get("ownerId"))
         responsible = common.to_int(call.get("responsibleId"))
     except (TypeError, ValueError) as exc:
-        raise ApiError("NOT_FOUND", "CRM object not found") from exc
+        raise NotFound("CRM object not found") from exc
     offsets = call.get("pingOffsets")
     if isinstance(offsets, dict):
         offsets = list(offsets.values())
@@ -281,10 +289,10 @@ def todo_add(call: Call) -> dict[str, Any]:
 def activity_get(call: Call) -> dict[str, Any]:
     activity_id = common.positive_id(call.get("id"))
     if activity_id is None:
-        raise ApiError("", "ID is not defined or invalid.")
+        raise Uncoded("ID is not defined or invalid.")
     row = call.portal.table("activity").get(activity_id)
     if row is None:
-        raise ApiError("", "Not found")
+        raise Uncoded("Not found")
     return _activity_view(call.portal, row)
 
 

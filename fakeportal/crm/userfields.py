@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fakeportal.api import ApiError, Call, Page, method
+from fakeportal.api import Call, Page, method
+from fakeportal.exceptions import CoreError, ErrorNotFound, Uncoded
 from fakeportal.state import Portal
 
 from . import common, query
@@ -131,26 +132,25 @@ def add_user_field(
 ) -> int:
     """Create a user field; ``name`` with or without ``UF_CRM_``. Returns its ID.
 
-    Raises ApiError with the portal's codes for bad names or types.
+    Raises the portal's errors (``CoreError``, ``Uncoded``) for bad names or types.
     """
     entity_id = ENTITIES[entity.upper()]
     name = str(name or "").strip().upper()
     if not name:
-        raise ApiError("", "The 'FIELD_NAME' field is not found.")
+        raise Uncoded("The 'FIELD_NAME' field is not found.")
     full = name if name.startswith("UF_CRM_") else "UF_CRM_" + name
     if len(full) > 50:
-        raise ApiError("ERROR_CORE", "Field name is too long (more than 50 characters).")
+        raise CoreError("Field name is too long (more than 50 characters).")
     if not _NAME_OK.match(full):
-        raise ApiError(
-            "ERROR_CORE",
-            "Field name contains invalid characters. Allowed characters are: A-Z, 0-9 and _.",
+        raise CoreError(
+            "Field name contains invalid characters. Allowed characters are: A-Z, 0-9 and _."
         )
     if not user_type:
-        raise ApiError("", "The 'USER_TYPE_ID' field is not found.")
+        raise Uncoded("The 'USER_TYPE_ID' field is not found.")
     if user_type not in USER_TYPES:
-        raise ApiError("ERROR_CORE", "Incorrect custom type specified.")
+        raise CoreError("Incorrect custom type specified.")
     if any(r["ENTITY_ID"] == entity_id and r["FIELD_NAME"] == full for r in table(portal).values()):
-        raise ApiError("ERROR_CORE", f"Field {full} already exists.")
+        raise CoreError(f"Field {full} already exists.")
     field_id = portal.next_id("userfield", start=101)
     row: dict[str, Any] = {
         "ID": field_id,
@@ -202,7 +202,7 @@ def _set_list(portal: Portal, row: dict[str, Any], items: Any) -> None:
             continue
         xml_id = str(item.get("XML_ID") or f"{row['FIELD_NAME'].lower()}_{index}")
         if any(e["XML_ID"] == xml_id for e in row["LIST"]):
-            raise ApiError("ERROR_CORE", f"List item with value XML_ID={xml_id} already exists.")
+            raise CoreError(f"List item with value XML_ID={xml_id} already exists.")
         row["LIST"].append(
             {
                 "ID": str(portal.next_id("userfield_enum", start=1001)),
@@ -229,10 +229,10 @@ def _register(entity: str) -> None:
     def _row(call: Call) -> dict[str, Any]:
         field_id = common.positive_id(call.get("id"))
         if field_id is None:
-            raise ApiError("", "ID is not defined or invalid")
+            raise Uncoded("ID is not defined or invalid")
         row = table(call.portal).get(field_id)
         if row is None or row["ENTITY_ID"] != entity_id:
-            raise ApiError("ERROR_NOT_FOUND", f"The entity with ID '{field_id}' is not found")
+            raise ErrorNotFound(f"The entity with ID '{field_id}' is not found")
         return row
 
     def uf_add(call: Call) -> int:
