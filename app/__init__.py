@@ -1,4 +1,6 @@
-"""The robot server: a Bitrix24 app that runs robots, triggers and handlers in RQ jobs."""
+"""The robot server's small framework: a Bitrix24 app that runs robots, triggers and
+handlers in RQ jobs. It names no robot and no capability: the composition root
+(``server.py``) hands it a Catalogue."""
 
 from __future__ import annotations
 
@@ -6,26 +8,20 @@ import logging
 
 from flask import Flask
 
-from app import services as services_module
+from app import jobs, pages, web
+from app.registry import Catalogue
 from app.services import Services
 from app.settings import Settings
 
-__all__ = ["create_app", "Settings", "Services"]
+__all__ = ["Catalogue", "Services", "Settings", "create_app"]
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
-    """The Flask app; ``services`` (or ``settings``) lets tests and the demo inject their own."""
-    from app import cli, web
-
-    if services is None:
-        services = Services(settings or Settings.from_env())
-    services_module.use(services)
+def create_app(services: Services) -> Flask:
+    """The Flask app serving ``services``' catalogue; its jobs run with the same services."""
+    jobs.use(services)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
-    app.extensions["robot_server"] = services
-    app.register_blueprint(web.bp)
-    for route in services.registry.routes:
-        app.add_url_rule(route.rule, route.endpoint, route.view, methods=list(route.methods))
-    cli.init_app(app)
+    web.init_app(app, services)
+    pages.init_app(app, services)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     return app

@@ -368,6 +368,20 @@ class _PortalRequestHandler(ServerRequestHandler):
             throttler.add_request_record(seconds)
 
 
+class UserToken:
+    """A TokenStore holding one user's own access token (a page's opener): never refreshed,
+    never saved; the portal's answer to it tells what that user may do."""
+
+    def __init__(self, access_token: str, client_endpoint: str) -> None:
+        self._tokens = Tokens(access_token, "", 0.0, client_endpoint)
+
+    def load_tokens(self, member_id: str) -> Tokens | None:
+        return self._tokens
+
+    def save_tokens(self, member_id: str, tokens: Tokens) -> None:
+        raise AuthFailed("USER_TOKEN", "a user's token is not refreshed", 401)
+
+
 class PortalClient:
     """A portal's REST API for sync code: OAuth refresh, shared rate budget, typed errors."""
 

@@ -1,16 +1,30 @@
-"""What a robot or an event handler receives: everything it may touch, nothing of Flask or RQ."""
+"""What a robot, a job or a capability's view receives: typed, narrow, no Flask and no RQ.
+
+A robot gets the portal client, its document, typed properties, the portal calendar, the
+clock and a logger, and passes its context to the capabilities' functions it needs
+(``sms.send(ctx, ...)``). Those functions reach their own tables through ``ctx.store`` and
+queue their jobs with ``ctx.enqueue``; a robot calls the functions, never the tables.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from app.payloads import DocumentId
+from app.calendar import Clock, PortalCalendar
+from app.payloads import DocumentId, read_form
 from app.store import Store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from app.bitrix import PortalClient
+    from app.payloads import Auth
+    from app.services import Services
+    from app.store import Installation
 
 # The portal setting the calendar is read from: {"timezone": "Europe/Warsaw", "country": "PL"}
 CALENDAR_SETTING = "calendar"
+C = TypeVar("C", bound="Context")
 
 
 class PortalSettings:
@@ -27,35 +41,50 @@ class PortalSettings:
         self._store.set_setting(self.member_id, key, value)
 
 
+def portal_calendar(settings: PortalSettings) -> PortalCalendar:
+    """The portal's calendar: its time zone, working days and public holidays."""
+    conf = settings.get(CALENDAR_SETTING, {}) or {}
+    return PortalCalendar(
+        timezone=conf.get("timezone") or "UTC", country=conf.get("country") or None
+    )
+
+
 @dataclass
 class Context:
     """The portal being served and the tools to serve it."""
 
     member_id: str
-    portal: Any  # app.bitrix.PortalClient
+    portal: PortalClient
     settings: PortalSettings
-    clock: Any  # app.calendar.Clock
+    clock: Clock
     log: logging.LoggerAdapter
-    services: Any = field(
-        repr=False, default=None
-    )  # app.services.Services, for jobs that queue more
+    store: Store = field(repr=False)  # for capabilities' own tables; robots call capabilities
+    _services: Services = field(repr=False)
 
     @property
-    def calendar(self) -> Any:
-        """The portal's calendar: its time zone, working days and public holidays."""
-        from app.calendar import PortalCalendar
-
-        conf = self.settings.get(CALENDAR_SETTING, {}) or {}
-        return PortalCalendar(
-            timezone=conf.get("timezone") or "UTC",
-            country=conf.get("country") or None,
-        )
+    def calendar(self) -> PortalCalendar:
+        return portal_calendar(self.settings)
 
     def url(self, path: str) -> str:
-        return self.services.settings.url(path)
+        """The public URL of one of the app's endpoints."""
+        return self._services.settings.url(path)
 
     def sign(self, message: str) -> str:
-        return self.services.store.box.sign(message)
+        return self.store.box.sign(message)
+
+    def enqueue(self, job: str, *, key: str, **args: Any) -> bool:
+        """Queue a capability's job for this portal once per ``key`` (True when queued)."""
+        return self._services.enqueue(job, self.member_id, args, key=key)
+
+    def release(self, key: str) -> None:
+        """Let ``key`` be queued again (a job that gave up and may be asked again later)."""
+        self._services.release(key)
+
+    def derive(self, kind: type[C], **own: Any) -> C:
+        """This context as another kind (a robot's context inside the robot job)."""
+        wanted = {f.name for f in fields(kind)}
+        base = {f.name: getattr(self, f.name) for f in fields(self) if f.name in wanted}
+        return kind(**{**base, **own})
 
 
 @dataclass
@@ -72,7 +101,66 @@ class RobotContext(Context):
 
 
 @dataclass
-class EventContext(Context):
+class RunRecord:
+    """What the run history will say of a job; the job may name its document and outcome."""
+
+    kind: str
+    name: str
+    key: str = ""
+    document: str = ""
+    inputs: Any = None
+    status: str = ""  # empty: "ok" when the job returns, "failed" when it raises
+    error: str | None = None
+    keep: bool = True  # False: the job recorded itself, or has nothing worth a row
+    attempt: int = 1
+    started_at: float = 0.0
+
+    def fail(self, reason: str) -> None:
+        """The job ended normally but what it was for failed (an SMS the gateway refused)."""
+        self.status, self.error = "failed", reason
+
+
+@dataclass
+class JobContext(Context):
+    """A job's run (a capability's job, a schedule): its attempt and its run record."""
+
+    will_retry: bool = False  # a transient failure now is retried later
+    run: RunRecord = field(default_factory=lambda: RunRecord("job", ""))
+
+    @property
+    def attempt(self) -> int:
+        return self.run.attempt
+
+
+@dataclass
+class EventContext(JobContext):
     """An event handler's run."""
 
     event: str = ""
+
+
+class Web:
+    """What a capability's HTTP view receives (see ``app.registry.Route``)."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self.store: Store = services.store
+        self.clock: Clock = services.clock
+
+    def form(self) -> dict[str, Any]:
+        """The POSTed form, re-nested (PHP bracket keys); BadRequest when unreadable."""
+        return read_form()
+
+    def verify(self, auth: Auth) -> Installation:
+        """The installation a callback claims to come from, or Unauthorized."""
+        return self._services.verify(auth)
+
+    def installed(self, member_id: str) -> bool:
+        return self._services.installations.get(member_id) is not None
+
+    def enqueue(self, job: str, member_id: str, *, key: str, **args: Any) -> bool:
+        """Queue a capability's job once per ``key`` (True when queued)."""
+        return self._services.enqueue(job, member_id, args, key=key)
+
+    def url(self, path: str) -> str:
+        return self._services.settings.url(path)

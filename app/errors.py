@@ -53,3 +53,14 @@ class AuthFailed(PortalError):
 
 class RobotFailed(AppError):
     """A robot could not do its work; the message is shown to the portal admin."""
+
+
+class TryAgain(AppError):
+    """Something outside the app is down for now (a gateway, say): the job runs again later."""
+
+
+def transient(exc: BaseException) -> bool:
+    """Worth running again later: the portal overloaded or down, a gateway down."""
+    if isinstance(exc, TryAgain):
+        return True
+    return isinstance(exc, PortalError) and exc.transient and not isinstance(exc, AuthFailed)

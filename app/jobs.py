@@ -1,43 +1,47 @@
-"""The only functions RQ runs. Arguments are primitives (payload dicts, member ids)."""
+"""The one job runner, and the app's own jobs (robots, events, install, sync, schedules).
+
+RQ runs one function, ``run(job, member_id, args, key)``, with primitive arguments. It finds
+the job (the app's own below, or a capability's in the catalogue), loads the installation,
+counts attempts, applies the retry policy, calls the job with its context and records the
+run. Jobs are plain functions ``job(ctx, **args)``; none touches RQ.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rq import Retry, get_current_job
+from rq import get_current_job
 
-from app import services as services_module
-from app.context import RobotContext
-from app.errors import AppError, AuthFailed, PortalError, RobotFailed
-from app.payloads import (
-    EventCall,
-    RobotCall,
-    event_call_from_dict,
-    robot_call_from_dict,
-)
-from app.services import Services
+from app.context import EventContext, JobContext, RobotContext, RunRecord
+from app.errors import AppError, AuthFailed, PortalError, RobotFailed, transient
+from app.payloads import RobotCall, event_call_from_dict, robot_call_from_dict
+from app.registry import BULK, EVENTS, ROBOTS, Catalogue, Job
+
+if TYPE_CHECKING:  # pragma: no cover
+    from app.services import Services
 
 log = logging.getLogger(__name__)
+RUNNER = "app.jobs.run"  # the one function RQ runs
+
+_current: Services | None = None
 
 
-def _services() -> Services:
-    return services_module.current()
+def current() -> Services:
+    """The services of this process, as the composition root set them."""
+    if _current is None:
+        raise RuntimeError("no services in this process: start workers with `robot-server worker`")
+    return _current
 
 
-def _attempt() -> tuple[int, bool]:
-    """(this attempt's number, whether RQ will retry after it)."""
-    job = get_current_job()
-    if job is None or job.retry_intervals is None:
-        return 1, False
-    retries_left = job.retries_left or 0
-    total = len(job.retry_intervals) if job.retry_intervals else 0
-    return (total - retries_left) + 1, retries_left > 0
+def use(services: Services | None) -> None:
+    global _current
+    _current = services
 
 
-def retry_within(seconds: int, intervals: tuple[int, ...]) -> Retry | None:
-    """Retries whose waits all fit in ``seconds`` (0 = the portal waits forever)."""
+def retry_within(seconds: int, intervals: tuple[int, ...]) -> tuple[int, ...]:
+    """The retry waits that all fit in ``seconds`` (0 = the portal waits forever)."""
     chosen: list[int] = []
     spent = 0
     for interval in intervals:
@@ -45,108 +49,146 @@ def retry_within(seconds: int, intervals: tuple[int, ...]) -> Retry | None:
             break
         chosen.append(interval)
         spent += interval
-    return Retry(max=len(chosen), interval=chosen) if chosen else None
+    return tuple(chosen)
+
+
+def job_spec(catalogue: Catalogue, name: str) -> Job:
+    spec = APP_JOBS.get(name) or catalogue.jobs.get(name)
+    if spec is None:
+        raise AppError(f"unknown job {name!r}")
+    return spec
+
+
+# The runner --------------------------------------------------------------------------------
+
+
+def run(job: str, member_id: str, args: dict[str, Any], key: str = "") -> Any:
+    """The function RQ runs: one job for one portal."""
+    return execute(current(), job, member_id, args, key=key)
+
+
+def execute(
+    s: Services,
+    job: str,
+    member_id: str,
+    args: dict[str, Any],
+    *,
+    key: str = "",
+    reraise: bool = False,
+) -> Any:
+    """Run a job now and record it; a transient failure with retries left is raised for RQ
+    to retry (``reraise``: every failure is raised, for a command that reports it)."""
+    spec = job_spec(s.catalogue, job)
+    attempt, will_retry = _attempt()
+    if spec.portal and s.store.installation(member_id) is None:
+        log.warning("%s for %s dropped: portal not installed", job, member_id)
+        if reraise:
+            raise AppError(f"portal {member_id} is not installed")
+        return None
+    record = RunRecord(
+        spec.run_kind, job, key=key, inputs=args, attempt=attempt, started_at=time.time()
+    )
+    ctx = s.context(member_id, JobContext, name=job, will_retry=will_retry, run=record)
+    try:
+        result = spec.run(ctx, **args)
+    except Exception as exc:
+        retrying = will_retry and transient(exc)
+        if not isinstance(exc, AppError):
+            ctx.log.exception("%s crashed", job)
+        reason = str(exc) if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
+        write_run(s, member_id, record, "retrying" if retrying else "failed", reason)
+        if retrying or reraise:
+            raise
+        ctx.log.info("%s failed: %s", job, reason)
+        return None
+    write_run(s, member_id, record, record.status or "ok", record.error, result)
+    return result
+
+
+def _attempt() -> tuple[int, bool]:
+    """(this attempt's number, whether RQ will retry after it)."""
+    job = get_current_job()
+    if job is None or not job.retry_intervals:
+        return 1, False
+    left = job.retries_left or 0
+    return len(job.retry_intervals) - left + 1, left > 0
+
+
+def write_run(
+    s: Services,
+    member_id: str,
+    record: RunRecord,
+    status: str,
+    error: str | None = None,
+    result: Any = None,
+) -> None:
+    if not record.keep:
+        return
+    s.store.record_run(
+        member_id=member_id,
+        kind=record.kind,
+        name=record.name,
+        document=record.document,
+        key=record.key,
+        inputs=record.inputs,
+        result=result,
+        status=status,
+        error=error,
+        attempts=record.attempt,
+        started_at=record.started_at,
+    )
 
 
 # Robots ----------------------------------------------------------------------------------
 
 
-def run_robot(payload: dict[str, Any]) -> dict[str, Any] | None:
+def run_robot(ctx: JobContext, call: dict[str, Any]) -> dict[str, Any] | None:
     """Run one robot call and answer its workflow (also when the robot fails)."""
-    s = _services()
-    call = robot_call_from_dict(payload)
-    member_id = call.auth.member_id
-    started = time.time()
-    attempt, will_retry = _attempt()
-    installation = s.store.installation(member_id)
-    robot = s.registry.robot(call.code)
-    if installation is None or robot is None:
-        log.warning(
-            "robot call for %s dropped: %s",
-            member_id,
-            "portal not installed" if robot else "unknown robot",
-        )
-        return None
-    ctx = s.context(
-        member_id,
-        RobotContext,
-        robot=call.code,
-        document=call.document_id,
-        workflow_id=call.workflow_id,
-    )
-    portal, logger = ctx.portal, ctx.log
-    done = s.store.run_by_key(call.dedupe_key)
+    s: Services = ctx._services
+    rc = robot_call_from_dict(call)
+    record = ctx.run
+    record.kind, record.name, record.key = "robot", rc.code, rc.dedupe_key
+    record.document, record.inputs = rc.document_id.id, dict(rc.properties)
+    robot = s.catalogue.robot(rc.code)
+    if robot is None:
+        raise AppError(f"unknown robot {rc.code}")
+    done = s.store.run_by_key(rc.dedupe_key)
     if done is not None:
         # The robot already did its work; only the answer to the workflow is missing.
-        return _answer(s, portal, call, done["result"] or {}, "done", logger)
-    inputs = dict(call.properties)
+        record.keep = False
+        return _answer(ctx, rc, done["result"] or {}, "done")
+    rctx = ctx.derive(RobotContext, document=rc.document_id, workflow_id=rc.workflow_id)
     try:
-        ctx.properties = robot.typed_properties(call.properties)
-        result = dict(robot.run(ctx) or {})
+        rctx.properties = robot.typed_properties(rc.properties)
+        result = dict(robot.run(rctx) or {})
     except RobotFailed as exc:
-        _record(s, call, inputs, None, "failed", str(exc), attempt, started)
-        logger.info("robot failed: %s", exc)
-        _answer(s, portal, call, {}, f"failed: {exc}", logger)
-        return None
+        _answer(ctx, rc, {}, f"failed: {exc}")
+        raise
     except PortalError as exc:
-        if exc.transient and will_retry and not isinstance(exc, AuthFailed):
-            _record(s, call, inputs, None, "retrying", str(exc), attempt, started)
-            raise
-        _record(s, call, inputs, None, "failed", str(exc), attempt, started)
-        message = f"failed: the portal answered {exc.code or exc.status}: {exc.description}"
-        _try_answer(s, portal, call, message, logger)
-        return None
+        if not (ctx.will_retry and transient(exc)):
+            message = f"failed: the portal answered {exc.code or exc.status}: {exc.description}"
+            _try_answer(ctx, rc, message)
+        raise
     except AppError as exc:
-        _record(s, call, inputs, None, "failed", str(exc), attempt, started)
-        _try_answer(s, portal, call, f"failed: {exc}", logger)
-        return None
-    except Exception as exc:  # a bug: answer so the workflow does not hang, keep the trace
-        logger.exception("robot crashed")
-        _record(s, call, inputs, None, "failed", f"{type(exc).__name__}: {exc}", attempt, started)
-        _try_answer(s, portal, call, "failed: internal error in the robot server", logger)
-        return None
-    _record(s, call, inputs, result, "ok", None, attempt, started)
-    return _answer(s, portal, call, result, "done", logger)
-
-
-def _record(
-    s: Services,
-    call: RobotCall,
-    inputs: Any,
-    result: Any,
-    status: str,
-    error: str | None,
-    attempt: int,
-    started: float,
-) -> None:
-    s.store.record_run(
-        member_id=call.auth.member_id,
-        kind="robot",
-        name=call.code,
-        document=call.document_id.id,
-        key=call.dedupe_key,
-        inputs=inputs,
-        result=result,
-        status=status,
-        error=error,
-        attempts=attempt,
-        started_at=started,
-    )
+        _try_answer(ctx, rc, f"failed: {exc}")
+        raise
+    except Exception:  # a bug: answer so the workflow does not hang, the runner keeps the trace
+        _try_answer(ctx, rc, "failed: internal error in the robot server")
+        raise
+    # Recorded before the answer: a retry after a failed answer only answers again.
+    write_run(s, ctx.member_id, record, "ok", None, result)
+    record.keep = False
+    return _answer(ctx, rc, result, "done")
 
 
 def _answer(
-    s: Services,
-    portal: Any,
-    call: RobotCall,
-    result: dict[str, Any],
-    outcome: str,
-    logger: logging.LoggerAdapter,
+    ctx: JobContext, call: RobotCall, result: dict[str, Any], outcome: str
 ) -> dict[str, Any]:
     if call.use_subscription:
         message = f"{call.code}: {outcome}" + (
             "; " + ", ".join(f"{k}={v}" for k, v in result.items()) if result else ""
         )
-        portal.call(
+        ctx.portal.call(
             "bizproc.event.send",
             {
                 "EVENT_TOKEN": call.event_token,
@@ -154,22 +196,20 @@ def _answer(
                 "LOG_MESSAGE": message[:1000],
             },
         )
-    logger.info("robot answered: %s", outcome)
+    ctx.log.info("robot answered: %s", outcome)
     return result
 
 
-def _try_answer(
-    s: Services, portal: Any, call: RobotCall, message: str, logger: logging.LoggerAdapter
-) -> None:
+def _try_answer(ctx: JobContext, call: RobotCall, message: str) -> None:
     if not call.use_subscription:
         return
     try:
-        portal.call(
+        ctx.portal.call(
             "bizproc.event.send",
             {"EVENT_TOKEN": call.event_token, "RETURN_VALUES": {}, "LOG_MESSAGE": message[:1000]},
         )
     except PortalError as exc:
-        logger.warning("could not answer the workflow: %s", exc)
+        ctx.log.warning("could not answer the workflow: %s", exc)
 
 
 def _wire(value: Any) -> Any:
@@ -183,52 +223,25 @@ def _wire(value: Any) -> Any:
 # Events ----------------------------------------------------------------------------------
 
 
-def handle_event(payload: dict[str, Any]) -> int:
-    """Run every handler registered for the event; returns how many ran."""
-    s = _services()
-    call: EventCall = event_call_from_dict(payload)
-    member_id = call.auth.member_id
-    started = time.time()
-    attempt, will_retry = _attempt()
-    handlers = s.registry.events.handlers(call.event)
-    if s.store.installation(member_id) is None:
-        log.warning("event %s for %s dropped: portal not installed", call.event, member_id)
-        return 0
-    ctx = s.context(member_id, event=call.event)
-    logger = ctx.log
-    status, error = "ok", None
-    try:
-        for handler in handlers:
-            handler(ctx, call)
-    except PortalError as exc:
-        status, error = ("retrying" if exc.transient and will_retry else "failed"), str(exc)
-        if status == "retrying":
-            raise
-    except AppError as exc:
-        status, error = "failed", str(exc)
-    except Exception as exc:
-        logger.exception("event handler crashed")
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
-    finally:
-        s.store.record_run(
-            member_id=member_id,
-            kind="event",
-            name=call.event,
-            document=str(call.fields.get("ID", "")),
-            key=call.dedupe_key,
-            inputs=payload,  # the whole (token-free) call: `flask replay-failed` re-runs it
-            status=status,
-            error=error,
-            attempts=attempt,
-            started_at=started,
-        )
-    return len(handlers)
+def handle_event(ctx: JobContext, call: dict[str, Any]) -> dict[str, Any]:
+    """Run every handler the catalogue has for the event."""
+    s: Services = ctx._services
+    ec = event_call_from_dict(call)
+    record = ctx.run
+    record.kind, record.name, record.key = "event", ec.event, ec.dedupe_key
+    record.document = str(ec.fields.get("ID", ""))
+    # record.inputs keeps the whole (token-free) call: `robot-server replay-failed` reruns it.
+    handlers = s.catalogue.events.handlers(ec.event)
+    ectx = ctx.derive(EventContext, event=ec.event)
+    for handler in handlers:
+        handler(ectx, ec)
+    return {"handlers": len(handlers)}
 
 
 # Install and registrations -----------------------------------------------------------------
 
 
-def install_portal(sealed: str) -> str:
+def install_portal(ctx: JobContext, sealed: str) -> str:
     """Verify an install callback with the OAuth server, store it, then sync registrations.
 
     The install callback carries no proof we could check locally, so its refresh token is
@@ -237,33 +250,16 @@ def install_portal(sealed: str) -> str:
     """
     from app.oauth import exchange_refresh_token
 
-    s = _services()
+    s: Services = ctx._services
     data = s.store.box.decrypt_json(sealed)
-    started = time.time()
+    ctx.run.inputs = None  # the sealed tokens stay out of the run history
     member_id = data["member_id"]
     try:
         tokens = exchange_refresh_token(s.settings, data["refresh_token"])
     except AuthFailed as exc:
-        s.store.record_run(
-            member_id=member_id,
-            kind="install",
-            name="install",
-            status="failed",
-            error=f"install not confirmed by the OAuth server: {exc.description}",
-            started_at=started,
-        )
-        log.warning("install for %s not confirmed by the OAuth server", member_id)
-        return "rejected"
+        raise AppError(f"install not confirmed by the OAuth server: {exc.description}") from None
     if tokens.get("member_id") and tokens["member_id"] != member_id:
-        s.store.record_run(
-            member_id=member_id,
-            kind="install",
-            name="install",
-            status="failed",
-            error="install callback names another portal than its tokens",
-            started_at=started,
-        )
-        return "rejected"
+        raise AppError("install callback names another portal than its tokens")
     s.store.save_installation(
         member_id=member_id,
         domain=data["domain"],
@@ -278,80 +274,55 @@ def install_portal(sealed: str) -> str:
         language=data["language"],
         installed_by=int(data.get("user_id") or 0),
     )
-    s.store.record_run(
-        member_id=member_id, kind="install", name="install", status="ok", started_at=started
-    )
-    sync_portal(member_id)
+    write_run(s, member_id, ctx.run, "ok")
+    ctx.run.keep = False
+    execute(s, "sync", member_id, {})
     return "installed"
 
 
-def sync_portal(member_id: str) -> dict[str, Any]:
-    """Bring one portal's registrations in line with the registry."""
-    from installers.sync import sync_registrations
-
-    s = _services()
-    installation = s.store.installation(member_id)
-    if installation is None:
-        raise AppError(f"portal {member_id} is not installed")
-    started = time.time()
-    report = sync_registrations(s.portal(member_id), s.registry, s.settings, installation.language)
-    s.store.mark_synced(member_id)
-    s.store.record_run(
-        member_id=member_id,
-        kind="install",
-        name="sync",
-        result=report,
-        status="ok",
-        started_at=started,
-    )
+def sync_portal(ctx: JobContext) -> dict[str, Any]:
+    """Bring one portal's registrations in line with the catalogue."""
+    s: Services = ctx._services
+    installation = s.store.installation(ctx.member_id)
+    if installation is None or s.installer is None:
+        raise AppError(f"portal {ctx.member_id} is not installed")
+    report = s.installer(ctx.portal, s.catalogue, s.settings, installation.language)
+    s.store.mark_synced(ctx.member_id)
     return report
 
 
 # Schedules ---------------------------------------------------------------------------------
 
 
-def run_schedule(name: str) -> int:
-    """Fan a schedule out: one job per installed portal (so one slow portal delays no other)."""
-    from app.services import BULK
-
-    s = _services()
-    if name not in s.registry.schedules:
-        raise AppError(f"unknown schedule {name}")
+def fan_out(ctx: JobContext, schedule: str) -> int:
+    """One job per installed portal (so one slow portal delays no other)."""
+    s: Services = ctx._services
+    if schedule not in s.catalogue.schedules:
+        raise AppError(f"unknown schedule {schedule}")
+    ctx.run.keep = False
     portals = s.store.installations()
     for inst in portals:
-        s.enqueue(BULK, run_schedule_for, name, inst.member_id)
+        s.enqueue("schedule", inst.member_id, {"schedule": schedule})
     return len(portals)
 
 
-def run_schedule_for(name: str, member_id: str) -> dict[str, Any] | None:
-    """Run one schedule for one portal and record the run."""
-    s = _services()
-    schedule = s.registry.schedules[name]
-    if s.store.installation(member_id) is None:
-        return None
-    started = time.time()
-    attempt, _ = _attempt()
-    ctx = s.context(member_id, schedule=name, event=f"schedule:{name}")
-    try:
-        report = dict(schedule.run(ctx) or {})
-    except Exception as exc:
-        s.store.record_run(
-            member_id=member_id,
-            kind="schedule",
-            name=name,
-            status="failed",
-            error=f"{type(exc).__name__}: {exc}",
-            attempts=attempt,
-            started_at=started,
-        )
-        raise
-    s.store.record_run(
-        member_id=member_id,
-        kind="schedule",
-        name=name,
-        result=report,
-        status="ok",
-        attempts=attempt,
-        started_at=started,
+def run_schedule(ctx: JobContext, schedule: str) -> dict[str, Any]:
+    """Run one schedule for one portal."""
+    s: Services = ctx._services
+    ctx.run.kind, ctx.run.name, ctx.run.inputs = "schedule", schedule, None
+    if schedule not in s.catalogue.schedules:
+        raise AppError(f"unknown schedule {schedule}")
+    return dict(s.catalogue.schedules[schedule].run(ctx) or {})
+
+
+APP_JOBS: dict[str, Job] = {
+    job.name: job
+    for job in (
+        Job("robot", run_robot, queue=ROBOTS),
+        Job("event", handle_event, queue=EVENTS),
+        Job("install", install_portal, queue=EVENTS, portal=False),
+        Job("sync", sync_portal, queue=EVENTS, kind="install"),
+        Job("fan_out", fan_out, queue=BULK, portal=False),
+        Job("schedule", run_schedule, queue=BULK),
     )
-    return report
+}

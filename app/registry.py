@@ -1,14 +1,14 @@
-"""What the app offers a portal: robots, triggers, event handlers, the SMS provider.
+"""What the app offers a portal: robots, and capabilities with their triggers, event
+handlers, jobs, routes, schedules, settings sections and the SMS provider.
 
-One ``Registry`` is the single source of truth. Installers bring a portal in line with it,
-the web layer dispatches callbacks by it, and the emulated portal's demo reads it to place
-robots. Robots and handlers declare themselves here; app/ never imports them by name
-(``Registry.load`` finds them through the modules listed in ``DEFAULT_MODULES``).
+One ``Catalogue`` is the single source of truth. Installers bring a portal in line with it,
+the web layer dispatches callbacks by it, the job runner finds jobs in it. It is built by
+the composition root (``server.py``) from ``robots.ROBOTS`` and ``handlers.CAPABILITIES``;
+app/ never names a robot or a capability.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING, Any
 from app.errors import RobotFailed
 
 if TYPE_CHECKING:  # pragma: no cover
-    from app.context import EventContext, RobotContext
+    from app.context import EventContext, JobContext, RobotContext
 
 Text = Mapping[str, str]  # a text per language: {"en": ..., "ru": ..., "pl": ...}
 LANGUAGES = ("en", "ru", "pl")
 DEAL_DOCUMENT = ("crm", "CCrmDocumentDeal", "DEAL")
 PROPERTY_TYPES = {"bool", "date", "datetime", "double", "int", "select", "string", "text", "user"}
-DEFAULT_MODULES = ("robots", "handlers")
 # The permissions the app asks a portal for (the local app's "scopes").
 SCOPES = ("crm", "bizproc", "placement", "messageservice", "task", "im", "user", "calendar")
 
@@ -164,9 +163,13 @@ class Trigger:
 
 EventHandler = Callable[["EventContext", Any], None]
 
+# Queues in priority order: a workflow is waiting on a robot; events next; bulk work last.
+ROBOTS, EVENTS, BULK = "robots", "events", "bulk"
+QUEUES = (ROBOTS, EVENTS, BULK)
+
 
 class EventRouter:
-    """Event handlers by event name; routers of several modules combine into one."""
+    """Event handlers by event name; a capability has one, the catalogue combines them."""
 
     def __init__(self) -> None:
         self._handlers: dict[str, list[EventHandler]] = defaultdict(list)
@@ -203,10 +206,10 @@ class SmsProvider:
 
 @dataclass(frozen=True)
 class Route:
-    """A public HTTP endpoint a feature adds (tracking pixel, SMS delivery reports, pages).
+    """A public HTTP endpoint of a capability (tracking pixel, SMS delivery reports).
 
-    ``view`` is a plain Flask view; it uses app.web's helpers (verify, enqueue_once) and
-    must answer at once, leaving any portal call to a job.
+    ``view(web, **url_values)`` gets the narrow ``app.context.Web`` (form, verify, enqueue,
+    the capability's store) and must answer at once, leaving any portal call to a job.
     """
 
     rule: str
@@ -216,72 +219,116 @@ class Route:
 
 
 @dataclass(frozen=True)
-class Schedule:
-    """Work that runs on a clock for every installed portal (``rq cron``, see app/cron.py).
+class Job:
+    """Work a capability queues: ``run(ctx, **args)`` with primitive ``args``.
 
-    ``run(ctx)`` gets an EventContext of one portal and returns a small report.
+    The one runner (app.jobs) loads the installation, counts attempts, retries after
+    ``retry`` (seconds) when the job raises a transient error, and records the run under
+    ``kind`` (the capability's name when empty).
+    """
+
+    name: str
+    run: Callable[..., Mapping[str, Any] | None]
+    queue: str = EVENTS
+    retry: tuple[int, ...] = ()
+    kind: str = ""
+    portal: bool = True  # runs only for an installed portal (False: the app's install job)
+
+    @property
+    def run_kind(self) -> str:
+        return self.kind or self.name.split(".")[0]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Work that runs on a clock for every installed portal (``robot-server cron``).
+
+    ``run(ctx)`` gets a JobContext of one portal and returns a small report.
     """
 
     name: str
     cron: str  # five-field cron expression, in UTC
-    run: Callable[[EventContext], Mapping[str, Any] | None]
+    run: Callable[[JobContext], Mapping[str, Any] | None]
 
 
-@dataclass
-class Registry:
-    robots: dict[str, Robot] = field(default_factory=dict)
-    triggers: dict[str, Trigger] = field(default_factory=dict)
-    events: EventRouter = field(default_factory=EventRouter)
+@dataclass(frozen=True)
+class Section:
+    """A capability's section of the app's settings page.
+
+    ``template`` (in the capability's ``templates`` folder) gets what ``view(ctx)`` returns;
+    each form ``action`` is ``change(ctx, form) -> message`` or raises ValueError with the
+    reason to show (both already translated).
+    """
+
+    key: str
+    template: str
+    view: Callable[[Any], Mapping[str, Any]]
+    actions: Mapping[str, Callable[[Any, Mapping[str, str]], str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Capability:
+    """Everything a capability offers besides its robots, declared in one object."""
+
+    name: str
+    triggers: tuple[Trigger, ...] = ()
+    router: EventRouter | None = None
+    jobs: tuple[Job, ...] = ()
+    routes: tuple[Route, ...] = ()
+    schedules: tuple[Schedule, ...] = ()
+    sections: tuple[Section, ...] = ()
     sms_provider: SmsProvider | None = None
-    routes: list[Route] = field(default_factory=list)
-    schedules: dict[str, Schedule] = field(default_factory=dict)
+    templates: str | None = None  # a folder of Jinja templates (``<name>/...`` inside)
 
-    def add(
-        self,
-        robots: Iterable[Robot] = (),
-        triggers: Iterable[Trigger] = (),
-        router: EventRouter | None = None,
-        sms_provider: SmsProvider | None = None,
-        routes: Iterable[Route] = (),
-        schedules: Iterable[Schedule] = (),
-    ) -> Registry:
+
+class Catalogue:
+    """What the app offers: robots and capabilities, combined and checked for clashes."""
+
+    def __init__(self, robots: Iterable[Robot] = (), capabilities: Iterable[Capability] = ()):
+        self.capabilities: list[Capability] = []
+        self.robots: dict[str, Robot] = {}
+        self.triggers: dict[str, Trigger] = {}
+        self.events = EventRouter()
+        self.jobs: dict[str, Job] = {}
+        self.schedules: dict[str, Schedule] = {}
+        self.sections: list[Section] = []
+        self.sms_provider: SmsProvider | None = None
         for robot in robots:
-            if robot.code in self.robots:
-                raise ValueError(f"robot {robot.code} declared twice")
-            self.robots[robot.code] = robot
-        for trigger in triggers:
-            if trigger.code in self.triggers:
-                raise ValueError(f"trigger {trigger.code} declared twice")
-            self.triggers[trigger.code] = trigger
-        if router is not None:
-            self.events.include(router)
-        if sms_provider is not None:
+            _put(self.robots, robot.code, robot, "robot")
+        for capability in capabilities:
+            self._add(capability)
+
+    def _add(self, capability: Capability) -> None:
+        if any(c.name == capability.name for c in self.capabilities):
+            raise ValueError(f"capability {capability.name} declared twice")
+        self.capabilities.append(capability)
+        for trigger in capability.triggers:
+            _put(self.triggers, trigger.code, trigger, "trigger")
+        if capability.router is not None:
+            self.events.include(capability.router)
+        for job in capability.jobs:
+            _put(self.jobs, job.name, job, "job")
+        for schedule in capability.schedules:
+            _put(self.schedules, schedule.name, schedule, "schedule")
+        keys = {s.key for s in self.sections}
+        for section in capability.sections:
+            if section.key in keys:
+                raise ValueError(f"settings section {section.key} declared twice")
+            self.sections.append(section)
+        if capability.sms_provider is not None:
             if self.sms_provider is not None:
                 raise ValueError("a second SMS provider declared")
-            self.sms_provider = sms_provider
-        self.routes.extend(routes)
-        for schedule in schedules:
-            if schedule.name in self.schedules:
-                raise ValueError(f"schedule {schedule.name} declared twice")
-            self.schedules[schedule.name] = schedule
-        return self
+            self.sms_provider = capability.sms_provider
 
-    @classmethod
-    def load(cls, modules: Iterable[str] = DEFAULT_MODULES) -> Registry:
-        """Collect what each module offers: ROBOTS, TRIGGERS, router, SMS_PROVIDER, ROUTES,
-        SCHEDULES."""
-        registry = cls()
-        for name in modules:
-            module = importlib.import_module(name)
-            registry.add(
-                robots=getattr(module, "ROBOTS", ()),
-                triggers=getattr(module, "TRIGGERS", ()),
-                router=getattr(module, "router", None),
-                sms_provider=getattr(module, "SMS_PROVIDER", None),
-                routes=getattr(module, "ROUTES", ()),
-                schedules=getattr(module, "SCHEDULES", ()),
-            )
-        return registry
+    def extended(self, *capabilities: Capability) -> Catalogue:
+        """This catalogue with more capabilities (a test adding an event handler, say)."""
+        return Catalogue(self.robots.values(), [*self.capabilities, *capabilities])
 
     def robot(self, code: str) -> Robot | None:
         return self.robots.get(code)
+
+
+def _put(into: dict[str, Any], key: str, value: Any, what: str) -> None:
+    if key in into:
+        raise ValueError(f"{what} {key} declared twice")
+    into[key] = value

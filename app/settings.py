@@ -36,10 +36,15 @@ class Settings:
     event_retry_intervals: tuple[int, ...] = (10, 60, 300)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        """Read settings from the process environment (after loading ``.env``)."""
+    def from_env(
+        cls, env: dict[str, str] | None = None, *, env_file: str | None = None, **overrides: Any
+    ) -> Settings:
+        """Read settings from the process environment, after loading ``env_file`` (or a
+        ``.env`` found from the current folder); variables already set win."""
         if env is None:
-            load_dotenv()
+            if env_file is not None and not os.path.isfile(env_file):
+                raise FileNotFoundError(f"no such env file: {env_file}")
+            load_dotenv(env_file)
             env = dict(os.environ)
         values: dict[str, Any] = {
             "client_id": env.get("B24_CLIENT_ID", ""),

@@ -1,36 +1,30 @@
 """The web layer: parse -> validate -> verify -> dedupe -> enqueue -> answer at once.
 
-No request on these paths calls the portal; the work happens in RQ jobs (app.jobs).
+The callback blueprint (``/install``, ``/robots/<code>``, ``/events``) and one blueprint per
+capability with its routes. No request on these paths calls the portal; the work happens
+in jobs (app.jobs). Errors map to HTTP here, in one place.
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import logging
 from typing import Any
-from urllib.parse import parse_qsl
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 
-from app import jobs
+from app.context import Web
 from app.errors import BadRequest, Unauthorized
-from app.payloads import (
-    MAX_FIELDS,
-    Auth,
-    EventCall,
-    InstallCall,
-    RobotCall,
-    parse_form,
-    to_dict,
-)
-from app.services import EVENTS, ROBOTS, Services
-from app.store import Installation
+from app.jobs import retry_within
+from app.payloads import EventCall, InstallCall, RobotCall, read_form, to_dict
+from app.registry import Capability
+from app.services import Services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("robot_server", __name__)
+EXTENSION = "robot_server"
 
-DEDUPE_TTL = 7 * 86400
 INSTALL_FINISH_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Robot server</title>
 <script src="//api.bitrix24.com/api/v1/"></script></head>
@@ -40,61 +34,29 @@ INSTALL_FINISH_PAGE = """<!doctype html>
 
 
 def services() -> Services:
-    return current_app.extensions["robot_server"]
+    """The services of the app serving this request."""
+    return current_app.extensions[EXTENSION]
 
 
-def form_data() -> dict[str, Any]:
-    """The POSTed form, re-nested. The portal sends urlencoded bodies; those are read with
-    the standard library's parser (faster than building a MultiDict on the hot path)."""
-    if request.mimetype == "application/x-www-form-urlencoded":
-        try:
-            body = request.get_data(cache=True).decode("utf-8")
-            pairs = parse_qsl(
-                body, keep_blank_values=True, strict_parsing=False, max_num_fields=MAX_FIELDS
-            )
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise BadRequest(f"unreadable form: {exc}") from None
-        return parse_form(pairs)
-    if request.mimetype == "multipart/form-data":
-        return parse_form(request.form.items(multi=True))
-    raise BadRequest("expected a form POST (application/x-www-form-urlencoded)")
+def init_app(app: Flask, services: Services) -> None:
+    """The callbacks and every capability's routes (a blueprint each), with error mapping."""
+    app.extensions[EXTENSION] = services
+    app.register_blueprint(bp)
+    for capability in services.catalogue.capabilities:
+        app.register_blueprint(capability_blueprint(capability))
 
 
-def verify(auth: Auth) -> Installation:
-    """The installation the callback claims to come from, or Unauthorized."""
-    cache = services().installations
-    installation = cache.get(auth.member_id)
-    if installation is not None and not installation.token_matches(auth.application_token):
-        installation = cache.get(auth.member_id, fresh=True)  # reinstalled meanwhile?
-    if installation is None:
-        raise Unauthorized("unknown portal")
-    if not installation.token_matches(auth.application_token):
-        raise Unauthorized("application_token does not match this portal's installation")
-    return installation
+def capability_blueprint(capability: Capability) -> Blueprint:
+    """A capability's routes as a blueprint; each view gets the narrow ``Web``."""
+    blueprint = Blueprint(capability.name, __name__, template_folder=capability.templates or None)
+    for route in capability.routes:
 
+        @functools.wraps(route.view)
+        def view(_view: Any = route.view, **values: Any) -> Any:
+            return _view(Web(services()), **values)
 
-def job_id(kind: str, key: str) -> str:
-    return f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:40]}"
-
-
-def _first_time(key: str) -> bool:
-    """True the first time a callback key is seen (the portal or a replayer may resend)."""
-    return bool(services().redis.set(f"seen:{key}", 1, nx=True, ex=DEDUPE_TTL))
-
-
-def enqueue_once(key: str, queue: str, func: Any, *args: Any, **options: Any) -> bool:
-    """Queue a job unless ``key`` was seen. Give a ``description``: RQ logs it and keeps it
-    in Redis instead of the arguments (which may hold event tokens and personal data)."""
-    if not _first_time(key):
-        return False
-    try:
-        with services().redis.pipeline() as pipe:
-            services().enqueue(queue, func, *args, pipeline=pipe, **options)
-            pipe.execute()
-    except RedisError:
-        services().redis.delete(f"seen:{key}")
-        raise
-    return True
+        blueprint.add_url_rule(route.rule, route.endpoint, view, methods=list(route.methods))
+    return blueprint
 
 
 @bp.app_errorhandler(BadRequest)
@@ -126,7 +88,7 @@ def install() -> Any:
     """Both ways a portal installs the app: the ONAPPINSTALL event and the install page."""
     if request.method == "GET":
         return Response("POST the install callback here.", mimetype="text/plain")
-    call = InstallCall.from_form(form_data(), request.args)
+    call = InstallCall.from_form(read_form(), request.args)
     _queue_install(call)
     if call.from_page:
         return Response(INSTALL_FINISH_PAGE, mimetype="text/html")
@@ -134,33 +96,28 @@ def install() -> Any:
 
 
 def _queue_install(call: InstallCall) -> None:
-    sealed = services().store.box.encrypt_json(to_dict(call))
+    s = services()
+    sealed = s.store.box.encrypt_json(to_dict(call))
     # An install for a portal is processed once per application token and refresh token.
     key = f"install:{call.member_id}:{call.application_token}:{call.refresh_token}"
-    enqueue_once(
-        key,
-        EVENTS,
-        jobs.install_portal,
-        sealed,
-        job_id=job_id("install", key),
-        description=f"install {call.domain}",
+    s.enqueue(
+        "install", call.member_id, {"sealed": sealed}, key=key, description=f"install {call.domain}"
     )
 
 
 @bp.post("/robots/<code>")
 def robot(code: str) -> Any:
-    call = RobotCall.from_form(form_data())
-    if call.code != code or services().registry.robot(code) is None:
+    s = services()
+    call = RobotCall.from_form(read_form())
+    if call.code != code or s.catalogue.robot(code) is None:
         raise BadRequest(f"unknown robot {code[:60]!r}")
-    verify(call.auth)
-    retry = jobs.retry_within(call.timeout_duration, services().settings.robot_retry_intervals)
-    queued = enqueue_once(
-        call.dedupe_key,
-        ROBOTS,
-        jobs.run_robot,
-        to_dict(call),
-        job_id=job_id("robot", call.dedupe_key),
-        retry=retry,
+    s.verify(call.auth)
+    queued = s.enqueue(
+        "robot",
+        call.auth.member_id,
+        {"call": to_dict(call)},
+        key=call.dedupe_key,
+        retry=retry_within(call.timeout_duration, s.settings.robot_retry_intervals),
         description=f"robot {call.code} on {call.document_id.id} of {call.auth.domain}",
     )
     return jsonify(status="queued" if queued else "duplicate")
@@ -168,33 +125,33 @@ def robot(code: str) -> Any:
 
 @bp.post("/events")
 def event() -> Any:
-    form = form_data()
+    s = services()
+    form = read_form()
     if str(form.get("event", "")).upper() == "ONAPPINSTALL":
         _queue_install(InstallCall.from_form(form, request.args))
         return jsonify(status="success")
     call = EventCall.from_form(form)
-    verify(call.auth)
+    s.verify(call.auth)
     if call.event == "ONAPPUNINSTALL":
-        return _uninstall(call)
-    if not services().registry.events.handlers(call.event):
+        return _uninstall(s, call)
+    if not s.catalogue.events.handlers(call.event):
         return jsonify(status="ignored")
-    queued = enqueue_once(
-        call.dedupe_key,
-        EVENTS,
-        jobs.handle_event,
-        to_dict(call),
-        job_id=job_id("event", call.dedupe_key),
-        retry=jobs.retry_within(0, services().settings.event_retry_intervals),
+    queued = s.enqueue(
+        "event",
+        call.auth.member_id,
+        {"call": to_dict(call)},
+        key=call.dedupe_key,
+        retry=s.settings.event_retry_intervals,
         description=f"event {call.event} {call.fields.get('ID', '')} of {call.auth.domain}",
     )
     return jsonify(status="queued" if queued else "duplicate")
 
 
-def _uninstall(call: EventCall) -> Response:
+def _uninstall(s: Services, call: EventCall) -> Response:
     """The portal already revoked the tokens: forget them now (and the portal's data with
     CLEAN=1), so that no callback is accepted for it from this moment."""
     clean = str(call.data.get("CLEAN", "0")) == "1"
-    services().store.deactivate(call.auth.member_id, clean=clean)
-    services().installations.forget(call.auth.member_id)
+    s.store.deactivate(call.auth.member_id, clean=clean)
+    s.installations.forget(call.auth.member_id)
     log.info("portal %s uninstalled the app (clean=%s)", call.auth.member_id, clean)
     return jsonify(status="uninstalled")

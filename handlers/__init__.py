@@ -1,10 +1,10 @@
-"""Event handlers, HTTP endpoints and schedules of the app's features, combined in one place."""
+"""Every capability the app offers. Adding one: its folder (or module) here, and a line below."""
 
-from app.registry import EventRouter
-from handlers import date_watch, settings_page, sms, tracking
+from handlers import calendar, date_watch, sms, tracking
 
-router = EventRouter()  # no feature handles portal events yet; include their routers here
-
-ROUTES = [*tracking.ROUTES, *sms.ROUTES, *settings_page.ROUTES]
-SCHEDULES = [*date_watch.SCHEDULES, *sms.SCHEDULES]
-SMS_PROVIDER = sms.SMS_PROVIDER
+CAPABILITIES = [
+    calendar.CAPABILITY,
+    date_watch.CAPABILITY,
+    tracking.CAPABILITY,
+    sms.CAPABILITY,
+]

@@ -25,14 +25,12 @@ from __future__ import annotations
 import base64
 import hmac
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Response, redirect, request
 from redis.exceptions import RedisError
-from rq import Retry, get_current_job
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -46,13 +44,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from app import services as services_module
+from app.context import Context, JobContext, Web
 from app.crypto import SecretBox
-from app.errors import AuthFailed, PortalError
-from app.registry import Route, Trigger
-from app.services import EVENTS, Services
-from app.store import metadata
-from app.web import enqueue_once, job_id, services
+from app.errors import PortalError, transient
+from app.registry import Capability, Job, Route, Trigger
+from app.store import Store, metadata
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +68,7 @@ TARGET_MAX = 2000
 ID_LEN = 16  # characters of the link id (96 bits)
 SIG_LEN = 16  # characters of the signature (96 bits)
 QUIET_SECONDS = 5.0
-RETRY = Retry(max=4, interval=[10, 60, 300, 1800])
+RETRY = (10, 60, 300, 1800)
 SCANNER_AGENTS = (
     "barracuda",
     "mimecast",
@@ -187,11 +183,9 @@ class Issued:
     link_token: str
 
 
-def issue(
-    svc: Services, member_id: str, deal_id: int, message: str, target: str, now: float
-) -> Issued:
+def issue(ctx: Context, deal_id: int, message: str, target: str) -> Issued:
     """Store the tracked message (once; a rerun keeps the first) and sign its two tokens."""
-    box = svc.store.box
+    box, member_id = ctx.store.box, ctx.member_id
     link = link_id(box, member_id, deal_id, message, target)
     row = {
         "id": link,
@@ -199,10 +193,10 @@ def issue(
         "deal_id": deal_id,
         "message": message,
         "target_url": target or None,
-        "created_at": now,
+        "created_at": ctx.clock.now().timestamp(),
     }
     try:
-        with svc.store.engine.begin() as db:
+        with ctx.store.engine.begin() as db:
             known = db.execute(select(tracking_links.c.id).where(tracking_links.c.id == link))
             if known.first() is None:
                 db.execute(insert(tracking_links).values(**row))
@@ -211,12 +205,12 @@ def issue(
     return Issued(make_token(box, "t", link), make_token(box, "l", link))
 
 
-def find_link(svc: Services, kind: str, token: str) -> Link | None:
+def find_link(store: Store, kind: str, token: str) -> Link | None:
     """The tracked message a token names, or None (forged, altered, or forgotten)."""
-    link = read_token(svc.store.box, kind, token)
+    link = read_token(store.box, kind, token)
     if link is None:
         return None
-    with svc.store.engine.connect() as db:
+    with store.engine.connect() as db:
         row = db.execute(select(tracking_links).where(tracking_links.c.id == link)).first()
     if row is None:
         return None
@@ -230,9 +224,9 @@ def find_link(svc: Services, kind: str, token: str) -> Link | None:
     )
 
 
-def first_open(svc: Services, member_id: str, deal_id: int, message: str) -> dict | None:
+def first_open(store: Store, member_id: str, deal_id: int, message: str) -> dict | None:
     """The recorded first open of a deal's message (with the trigger's status), or None."""
-    with svc.store.engine.connect() as db:
+    with store.engine.connect() as db:
         row = (
             db.execute(select(tracking_opens).where(*_open_key(member_id, deal_id, message)))
             .mappings()
@@ -262,36 +256,31 @@ def counts_as_open(link: Link, now: float) -> bool:
     return now - link.created_at >= QUIET_SECONDS
 
 
-def _opened(link: Link, via: str, now: float) -> bool:
+def _opened(web: Web, link: Link, via: str, now: float) -> bool:
     """Queue the trigger for the first open of this deal's message; True when queued."""
-    s = services()
-    if s.store.installation(link.member_id) is None:
+    if not web.installed(link.member_id):
         return False
-    done = first_open(s, link.member_id, link.deal_id, link.message)
+    done = first_open(web.store, link.member_id, link.deal_id, link.message)
     if done is not None and done["status"] in ("fired", "firing"):
         return False
-    return enqueue_once(
-        link.key,
-        EVENTS,
-        fire_opened,
+    return web.enqueue(
+        "tracking.opened",
         link.member_id,
-        link.deal_id,
-        link.message,
-        via,
-        now,
-        job_id=job_id("opened", link.key),
-        retry=RETRY,
+        key=link.key,
+        deal_id=link.deal_id,
+        message=link.message,
+        via=via,
+        opened_at=now,
     )
 
 
-def pixel(token: str) -> Response:
+def pixel(web: Web, token: str) -> Response:
     """Always the same 1x1 GIF, at once; a valid token's first real open fires the trigger."""
-    s = services()
     try:
-        link = find_link(s, "t", token)
-        now = s.clock.now().timestamp()
+        link = find_link(web.store, "t", token)
+        now = web.clock.now().timestamp()
         if link is not None and counts_as_open(link, now):
-            _opened(link, "pixel", now)
+            _opened(web, link, "pixel", now)
     except RedisError as exc:  # the image is still answered; a later open will count
         log.error("open not queued, queue unavailable: %s", type(exc).__name__)
     response = Response(PIXEL_GIF, mimetype="image/gif")
@@ -300,67 +289,57 @@ def pixel(token: str) -> Response:
     return response
 
 
-def link(token: str) -> Response:
+def link(web: Web, token: str) -> Response:
     """A valid token redirects (and a real click fires the trigger); anything else is a 404."""
-    s = services()
-    found = find_link(s, "l", token)
+    found = find_link(web.store, "l", token)
     if found is None:
         return Response("Not found", status=404, mimetype="text/plain")
-    now = s.clock.now().timestamp()
+    now = web.clock.now().timestamp()
     if counts_as_open(found, now):
         try:
-            _opened(found, "link", now)
+            _opened(web, found, "link", now)
         except RedisError as exc:
             log.error("click not queued, queue unavailable: %s", type(exc).__name__)
-    response = redirect(found.target_url or s.settings.url("l/thanks"), code=302)
+    response = redirect(found.target_url or web.url("l/thanks"), code=302)
     response.headers["Cache-Control"] = NO_STORE
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 
-def thanks() -> Response:
+def thanks(web: Web) -> Response:
     """Where a tracked link with no target lands."""
     response = Response(THANKS_PAGE, mimetype="text/html")
     response.headers["Cache-Control"] = NO_STORE
     return response
 
 
-ROUTES = [
+ROUTES = (
     Route("/l/thanks", "tracking_thanks", thanks),
     Route("/t/<token>.gif", "tracking_pixel", pixel),
     Route("/l/<token>", "tracking_link", link),
-]
+)
 
 
 # The job -----------------------------------------------------------------------------------
 
 
-def _will_retry() -> tuple[int, bool]:
-    job = get_current_job()
-    if job is None or not job.retry_intervals:
-        return 1, False
-    left = job.retries_left or 0
-    return len(job.retry_intervals) - left + 1, left > 0
-
-
-def fire_opened(member_id: str, deal_id: int, message: str, via: str, opened_at: float) -> str:
-    """Record the first open of a deal's message and fire ``email_opened`` on the deal, once.
+def fire_opened(
+    ctx: JobContext, deal_id: int, message: str, via: str, opened_at: float
+) -> dict[str, Any]:
+    """Job ``tracking.opened``: record the first open of a deal's message and fire
+    ``email_opened`` on the deal, once.
 
     The row in ``tracking_opens`` is claimed (status "firing") before the portal call, so two
     jobs never both fire; a failed call releases it. A worker killed during the call leaves
-    the claim in place: the trigger fires at most once, never twice. Returns what happened.
+    the claim in place: the trigger fires at most once, never twice.
     """
-    s = services_module.current()
-    started = time.time()
-    attempt, will_retry = _will_retry()
-    key = f"opened:{member_id}:{deal_id}:{message}"
-    logger = logging.LoggerAdapter(log, {"member_id": member_id, "deal": deal_id})
-    if s.store.installation(member_id) is None:
-        logger.info("open dropped: portal not installed")
-        return "not installed"
+    member_id, engine = ctx.member_id, ctx.store.engine
+    run = ctx.run
+    run.kind, run.name, run.document = "trigger", TRIGGER_CODE, f"DEAL_{deal_id}"
+    run.inputs = {"message": message, "via": via, "opened_at": opened_at}
     where = _open_key(member_id, deal_id, message)
     try:
-        with s.store.engine.begin() as db:
+        with engine.begin() as db:
             if db.execute(select(tracking_opens.c.status).where(*where)).first() is None:
                 db.execute(
                     insert(tracking_opens).values(
@@ -374,63 +353,45 @@ def fire_opened(member_id: str, deal_id: int, message: str, via: str, opened_at:
                 )
     except IntegrityError:
         pass  # recorded by another job at the same moment; the claim below decides
-    with s.store.engine.begin() as db:
+    with engine.begin() as db:
         claimed = db.execute(
             update(tracking_opens)
             .where(*where, tracking_opens.c.status.in_(("opened", "failed")))
             .values(status="firing", error=None)
         ).rowcount
     if not claimed:
-        return "already fired"
-    inputs = {"message": message, "via": via, "opened_at": opened_at}
+        run.keep = False
+        return {"fired": False, "why": "already fired"}
     try:
-        s.portal(member_id).call(
+        ctx.portal.call(
             "crm.automation.trigger.execute",
             {"CODE": TRIGGER_CODE, "OWNER_TYPE_ID": DEAL_OWNER_TYPE, "OWNER_ID": deal_id},
         )
     except PortalError as exc:
-        retrying = exc.transient and will_retry and not isinstance(exc, AuthFailed)
-        with s.store.engine.begin() as db:
+        retrying = transient(exc) and ctx.will_retry
+        with engine.begin() as db:
             db.execute(
                 update(tracking_opens)
                 .where(*where)
                 .values(status="opened" if retrying else "failed", error=str(exc)[:500])
             )
-        s.store.record_run(
-            member_id=member_id,
-            kind="trigger",
-            name=TRIGGER_CODE,
-            document=f"DEAL_{deal_id}",
-            key=key,
-            inputs=inputs,
-            status="retrying" if retrying else "failed",
-            error=str(exc),
-            attempts=attempt,
-            started_at=started,
-        )
-        if retrying:
-            raise
-        # A later open may try again (after the app is updated, say).
-        s.redis.delete(f"seen:{key}")
-        logger.warning("email_opened not fired: %s", exc)
-        return "failed"
-    with s.store.engine.begin() as db:
+        if not retrying:
+            ctx.release(run.key)  # a later open may try again (after the app is updated, say)
+            ctx.log.warning("email_opened not fired: %s", exc)
+        raise
+    with engine.begin() as db:
         db.execute(
             update(tracking_opens)
             .where(*where)
-            .values(status="fired", fired_at=s.clock.now().timestamp())
+            .values(status="fired", fired_at=ctx.clock.now().timestamp())
         )
-    s.store.record_run(
-        member_id=member_id,
-        kind="trigger",
-        name=TRIGGER_CODE,
-        document=f"DEAL_{deal_id}",
-        key=key,
-        inputs=inputs,
-        result={"fired": True},
-        status="ok",
-        attempts=attempt,
-        started_at=started,
-    )
-    logger.info("email_opened fired for %r (%s)", message, via)
-    return "fired"
+    ctx.log.info("email_opened fired for %r (%s)", message, via)
+    return {"fired": True}
+
+
+CAPABILITY = Capability(
+    name="tracking",
+    triggers=(EMAIL_OPENED,),
+    routes=ROUTES,
+    jobs=(Job("tracking.opened", fire_opened, retry=RETRY, kind="trigger"),),
+)

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from app.errors import PortalError
-from app.registry import Registry, localized
+from app.registry import Catalogue, localized
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ ALREADY_BOUND = "Handler already binded"
 
 
 def sync_registrations(
-    portal: Any, registry: Registry, settings: Settings, language: str = "en"
+    portal: Any, registry: Catalogue, settings: Settings, language: str = "en"
 ) -> dict[str, Any]:
     """Make the portal's robots, triggers, event bindings and SMS sender match ``registry``."""
     reads: dict[str, tuple[str, dict[str, Any]]] = {

@@ -8,4 +8,3 @@ ROBOTS = [
     tracking_link.ROBOT,
     send_sms.ROBOT,
 ]
-TRIGGERS: list = [*watch_date.date_watch.TRIGGERS, tracking_link.TRIGGER]

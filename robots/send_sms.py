@@ -20,9 +20,7 @@ from typing import Any
 from app.context import RobotContext
 from app.errors import RobotFailed
 from app.registry import Property, Robot
-from handlers.sms.models import ROBOT as FROM_ROBOT
-from handlers.sms.models import Messages
-from handlers.sms.provider import RetryLater, deliver, queue_send
+from handlers import sms
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z]+)\.([A-Za-z0-9_]+)\s*\}\}")
 ENTITIES = ("DEAL", "CONTACT")
@@ -87,18 +85,12 @@ def run(ctx: RobotContext) -> dict[str, Any]:
     if not text:
         raise RobotFailed("the message is empty")
 
-    s = ctx.services
-    message_id = message_id_for(ctx, phone, text)
-    Messages(s.store.engine).create(
-        ctx.member_id, message_id, phone, text, origin=FROM_ROBOT, now=s.clock.now().timestamp()
-    )
-    try:
-        outcome = deliver(s, ctx.member_id, message_id, can_retry=True)
-    except RetryLater as exc:
-        queue_send(s, ctx.member_id, message_id)  # retried with backoff by the send job
-        ctx.log.info("sms %s queued for retry: %s", message_id, exc.message)
-        return {"message_id": message_id, "status": "queued", "error": ""}
-    return {"message_id": message_id, "status": outcome.status, "error": outcome.error or ""}
+    outcome = sms.send(ctx, phone, text, message_id_for(ctx, phone, text))
+    return {
+        "message_id": outcome.message_id,
+        "status": outcome.status,
+        "error": outcome.error or "",
+    }
 
 
 ROBOT = Robot(

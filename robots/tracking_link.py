@@ -16,8 +16,6 @@ from app.errors import RobotFailed
 from app.registry import Property, Robot
 from handlers import tracking
 
-TRIGGER = tracking.EMAIL_OPENED
-
 
 def run(ctx: RobotContext) -> dict[str, Any]:
     try:
@@ -25,9 +23,7 @@ def run(ctx: RobotContext) -> dict[str, Any]:
         target = tracking.clean_target(ctx.properties["target_url"])
     except ValueError as exc:
         raise RobotFailed(str(exc)) from None
-    issued = tracking.issue(
-        ctx.services, ctx.member_id, ctx.deal_id, message, target, ctx.clock.now().timestamp()
-    )
+    issued = tracking.issue(ctx, ctx.deal_id, message, target)
     ctx.log.info("tracking URLs issued for deal %s, message %r", ctx.deal_id, message)
     return {
         "pixel_url": ctx.url(f"t/{issued.pixel_token}.gif"),

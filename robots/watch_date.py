@@ -3,7 +3,7 @@ get a trigger fired (warranty expiry, subsidy settlement, rental billing, a meas
 
 Placed on a stage, it records the watch for the funnel the deal is in (or the funnel given)
 and returns the watch's id; placing it again or running it for the next deal records
-nothing new. The hourly sweep (handlers/date_watch.py) does the rest. Optionally it also sets
+nothing new. The hourly sweep (handlers/date_watch/) does the rest. Optionally it also sets
 the portal's country and time zone, which decide what "working days" mean.
 """
 
@@ -30,9 +30,8 @@ def run(ctx: RobotContext) -> dict[str, Any]:
         deal = ctx.portal.call("crm.deal.get", {"id": ctx.deal_id})
         funnel = int(deal.get("CATEGORY_ID") or 0)
     try:
-        watch = date_watch.record_watch(
-            ctx.services.store,
-            ctx.member_id,
+        watch = date_watch.add(
+            ctx,
             category_id=funnel,
             field=p["field"],
             within_days=p["within_days"],

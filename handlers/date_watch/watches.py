@@ -6,7 +6,7 @@ date of its Service funnel; the same engine serves subsidy settlement dates, ren
 dates or "the day before the measurement". Watches live in the app's database, so they
 survive restarts; the admin records one by placing the "Watch a date field" robot.
 
-Every hour (``rq cron``, see app/cron.py) ``sweep`` runs for each portal. Time is the
+Every hour (the ``date_watch`` schedule) ``sweep`` runs for each portal. Time is the
 portal's: its time zone, working days and public holidays (``ctx.calendar``). The sweep asks
 the portal only for deals that are due (a server-side filter on the date field, ``start=-1``
 paging) and writes in batches of 50, so it costs requests in proportion to the due deals:
@@ -48,7 +48,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from app.calendar import PortalCalendar
-from app.context import EventContext
+from app.context import Context, JobContext
 from app.errors import AppError
 from app.registry import Schedule, Trigger
 from app.store import Store, metadata
@@ -77,7 +77,7 @@ DATE_DUE = Trigger(
         "pl": "Obserwowana data nadchodzi",
     },
 )
-TRIGGERS = [WARRANTY_EXPIRING, DATE_DUE]
+TRIGGERS = (WARRANTY_EXPIRING, DATE_DUE)
 
 date_watches = Table(
     "date_watches",
@@ -340,7 +340,7 @@ def _chunks(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str
         yield chunk
 
 
-def sweep_watch(ctx: EventContext, watch: Watch) -> dict[str, int]:
+def sweep_watch(ctx: JobContext, watch: Watch) -> dict[str, int]:
     """Act on the due deals of one watch; a small report of what was done."""
     calendar = ctx.calendar
     started = ctx.clock.now().timestamp()
@@ -362,19 +362,19 @@ def sweep_watch(ctx: EventContext, watch: Watch) -> dict[str, int]:
                 if due is None or due > last:
                     continue
                 todo[deal_id] = due.isoformat()
-            done = _acted(ctx.services.store, watch.id, todo)
+            done = _acted(ctx.store, watch.id, todo)
             todo = {d: due for d, due in todo.items() if (d, due) not in done}
             report["due"] += len(todo)
             if todo:
                 ok, failed = _act(ctx, watch, todo)
-                _remember(ctx.services.store, watch.id, ((d, todo[d]) for d in ok))
+                _remember(ctx.store, watch.id, ((d, todo[d]) for d in ok))
                 report["done"] += len(ok)
                 report["failed"] += failed
-    _mark_swept(ctx.services.store, watch.id, last, started)
+    _mark_swept(ctx.store, watch.id, last, started)
     return report
 
 
-def _act(ctx: EventContext, watch: Watch, todo: dict[int, str]) -> tuple[list[int], int]:
+def _act(ctx: JobContext, watch: Watch, todo: dict[int, str]) -> tuple[list[int], int]:
     """One batch of moves or trigger firings; (deals done, failures)."""
     commands: dict[str, tuple[str, dict[str, Any]]] = {}
     for deal_id in todo:
@@ -412,10 +412,10 @@ def _as_date(calendar: PortalCalendar, value: Any) -> date | None:
     return parsed.date() if isinstance(parsed, datetime) else parsed
 
 
-def sweep(ctx: EventContext) -> dict[str, Any]:
+def sweep(ctx: JobContext) -> dict[str, Any]:
     """Every watch of the portal, once (the hourly schedule)."""
     report: dict[str, Any] = {"watches": 0, "due": 0, "done": 0, "failed": 0}
-    for watch in watches(ctx.services.store, ctx.member_id):
+    for watch in watches(ctx.store, ctx.member_id):
         one = sweep_watch(ctx, watch)
         report["watches"] += 1
         for key, value in one.items():
@@ -425,4 +425,9 @@ def sweep(ctx: EventContext) -> dict[str, Any]:
     return report
 
 
-SCHEDULES = [Schedule("date_watch", "0 * * * *", sweep)]
+def add(ctx: Context, **rule: Any) -> Watch:
+    """Record a watch for this portal (``record_watch``'s rule); AppError when invalid."""
+    return record_watch(ctx.store, ctx.member_id, **rule)
+
+
+SCHEDULES = (Schedule("date_watch", "0 * * * *", sweep),)

@@ -1,10 +1,15 @@
-"""The SMS provider: the portal's messages sent through the gateway its admin chose.
+"""SMS: the app as the portal's SMS provider, and ``send(ctx, ...)`` for robots.
 
-``SMS_PROVIDER``, ``ROUTES`` (``/sms``, delivery reports) and
-``SCHEDULES`` (polling) are collected by handlers/__init__.py; the gateway layer
+The portal's own "Send SMS" robot and the deal card hand messages to ``/sms``; the gateway
+is the one the portal admin chose in the settings page's SMS section. The gateway layer
 (``gateways``, ``phone``) is usable on its own.
 """
 
+from pathlib import Path
+
+from app.registry import Capability, Section
+
+from . import section
 from .gateways import (
     GATEWAYS,
     DeliveryStatus,
@@ -20,9 +25,20 @@ from .gateways import (
     gateway_for,
 )
 from .phone import InvalidPhone, mask_phone, normalize_phone
-from .provider import ROUTES, SCHEDULES, SMS_PROVIDER, deliver, queue_send, report
+from .provider import JOBS, ROUTES, SCHEDULES, SMS_PROVIDER, Outcome, deliver, report, send
+
+CAPABILITY = Capability(
+    name="sms",
+    sms_provider=SMS_PROVIDER,
+    jobs=JOBS,
+    routes=ROUTES,
+    schedules=SCHEDULES,
+    sections=(Section("sms", "sms/section.html", section.view, {"sms": section.save}),),
+    templates=str(Path(__file__).parent / "templates"),
+)
 
 __all__ = [
+    "CAPABILITY",
     "GATEWAYS",
     "DeliveryStatus",
     "Field",
@@ -30,8 +46,7 @@ __all__ = [
     "GatewayError",
     "GenericHttpGateway",
     "InvalidPhone",
-    "ROUTES",
-    "SCHEDULES",
+    "Outcome",
     "SMS_PROVIDER",
     "SendResult",
     "SerwerSmsGateway",
@@ -42,6 +57,6 @@ __all__ = [
     "gateway_for",
     "mask_phone",
     "normalize_phone",
-    "queue_send",
     "report",
+    "send",
 ]

@@ -17,17 +17,20 @@ from typing import Any
 import pytest
 import redis
 import requests
+from click.testing import CliRunner
 from rq import SimpleWorker
 from werkzeug.serving import make_server
 
-from app import create_app
-from app.registry import SCOPES, Registry
-from app.services import QUEUES, Services
+from app import jobs
+from app.cli import command_line
+from app.registry import QUEUES, SCOPES, Catalogue
+from app.services import Services
 from app.settings import Settings
 from fakeportal.automation import outbox, rules
 from fakeportal.server import Server
 from fakeportal.state import Portal, World
 from fakeportal.testing import AdminClient
+from server import CATALOGUE, build_services, create_app
 
 
 class _Deferred:
@@ -96,6 +99,14 @@ class Stack:
             **options,
         )
 
+    def run_job(self, job: str, **args: Any) -> Any:
+        """Run one of the app's jobs for this portal now, through the job runner."""
+        return jobs.execute(self.services, job, self.member_id, args)
+
+    def cli(self, *args: str) -> Any:
+        """Run a ``robot-server`` command against this stack's services."""
+        return CliRunner().invoke(command_line(lambda _settings: self.services), list(args))
+
     def registrations(self) -> dict[str, Any]:
         apps = self.admin.apps(member_id=self.member_id)
         return next(a for a in apps if a["client_id"] == self.client_id)
@@ -140,9 +151,9 @@ def stack_clock() -> Any:
 
 
 @pytest.fixture
-def stack_registry() -> Registry:
-    """What the app offers: the product's registry; a test module may extend it."""
-    return Registry.load()
+def stack_catalogue() -> Catalogue:
+    """What the app offers: the product's catalogue; a test module may extend it."""
+    return CATALOGUE
 
 
 @pytest.fixture
@@ -152,7 +163,7 @@ def stack(
     app_settings: Settings,
     redis_url: str,
     stack_clock: Any,
-    stack_registry: Registry,
+    stack_catalogue: Catalogue,
 ) -> Iterator[Stack]:
     conn = redis.Redis.from_url(redis_url)
     conn.flushdb()
@@ -160,7 +171,7 @@ def stack(
     server = make_server("127.0.0.1", 0, deferred, threaded=True)
     app_url = f"http://127.0.0.1:{server.server_port}"
     settings = app_settings.with_(base_url=app_url)
-    services = Services(settings, registry=stack_registry, clock=stack_clock)
+    services = build_services(settings, catalogue=stack_catalogue, clock=stack_clock)
     deferred.app = create_app(services=services)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from app.services import QUEUES
+from app.registry import QUEUES
 
 
 def robot_form(

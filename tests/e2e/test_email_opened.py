@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 from app.calendar import FixedClock
-from app.services import QUEUES
+from app.registry import QUEUES
 from handlers import tracking
 
 START = datetime(2025, 3, 4, 9, 0, tzinfo=UTC)
@@ -118,7 +118,7 @@ def test_the_proposal_read_three_times_moves_the_deal_once(stack) -> None:
     assert [(f["code"], f["owner_id"], f["moved_to"]) for f in firings] == [
         ("email_opened", deal_id, env["prefix"] + "CONTRACT")
     ]
-    opened = tracking.first_open(stack.services, stack.member_id, deal_id, "proposal")
+    opened = tracking.first_open(stack.services.store, stack.member_id, deal_id, "proposal")
     assert opened is not None
     assert opened["first_opened_at"] == (START + timedelta(minutes=42)).timestamp()
     assert opened["via"] == "pixel" and opened["status"] == "fired"
@@ -138,9 +138,8 @@ def test_the_proposal_read_three_times_moves_the_deal_once(stack) -> None:
     _assert_gif(_get(urls["pixel_url"]))
     _get(urls["link_url"], allow_redirects=False)
     assert _queued(stack) == 0
-    assert tracking.fire_opened(stack.member_id, deal_id, "proposal", "pixel", 0.0) == (
-        "already fired"
-    )
+    opened = dict(deal_id=deal_id, message="proposal", via="pixel", opened_at=0.0)
+    assert stack.run_job("tracking.opened", **opened) == {"fired": False, "why": "already fired"}
     stack.settle()
     assert _executed(stack) == 1
     assert _stage(stack, deal_id) == env["prefix"] + "CONTRACT"
@@ -166,7 +165,7 @@ def test_checkers_scanners_and_prefetches_do_not_count_a_click_does(stack) -> No
     stack.settle()
     assert _executed(stack) == 0
     assert _stage(stack, deal_id) == env["prefix"] + "PROPOSAL"
-    assert tracking.first_open(stack.services, stack.member_id, deal_id, "proposal") is None
+    assert tracking.first_open(stack.services.store, stack.member_id, deal_id, "proposal") is None
 
     # The client clicks the link (images blocked in the mail client): that counts, once.
     for _ in range(2):
@@ -175,7 +174,7 @@ def test_checkers_scanners_and_prefetches_do_not_count_a_click_does(stack) -> No
     stack.settle()
     assert _executed(stack) == 1
     assert _stage(stack, deal_id) == env["prefix"] + "CONTRACT"
-    opened = tracking.first_open(stack.services, stack.member_id, deal_id, "proposal")
+    opened = tracking.first_open(stack.services.store, stack.member_id, deal_id, "proposal")
     assert opened is not None and opened["via"] == "link"
 
 
@@ -217,7 +216,7 @@ def test_a_link_with_no_target_thanks_the_client(stack) -> None:
     assert landing.status_code == 200 and "Thank you" in landing.text
     assert landing.url == f"{stack.app_url}/l/thanks"
     stack.settle()
-    opened = tracking.first_open(stack.services, stack.member_id, int(deal["ID"]), "email")
+    opened = tracking.first_open(stack.services.store, stack.member_id, int(deal["ID"]), "email")
     assert opened is not None and opened["status"] == "fired"
 
 
@@ -252,12 +251,11 @@ def test_a_token_of_an_uninstalled_portal_fires_nothing(stack) -> None:
     assert _get(urls["link_url"], allow_redirects=False).status_code == 302
     assert _queued(stack) == 0
     # A job queued before the uninstall finds the portal gone and calls nothing.
-    assert tracking.fire_opened(stack.member_id, deal_id, "proposal", "pixel", 1.0) == (
-        "not installed"
-    )
+    opened = dict(deal_id=deal_id, message="proposal", via="pixel", opened_at=1.0)
+    assert stack.run_job("tracking.opened", **opened) is None
     stack.settle()
     assert _executed(stack) == 0
-    assert tracking.first_open(stack.services, stack.member_id, deal_id, "proposal") is None
+    assert tracking.first_open(stack.services.store, stack.member_id, deal_id, "proposal") is None
 
 
 def _run_scheduled_retries(stack: Any) -> int:
@@ -292,7 +290,7 @@ def test_a_portal_over_its_limits_gets_the_trigger_on_the_retry_once(stack) -> N
     _assert_gif(_get(urls["pixel_url"]))
     stack.settle()
     assert _stage(stack, deal_id) == env["prefix"] + "PROPOSAL"
-    opened = tracking.first_open(stack.services, stack.member_id, deal_id, "proposal")
+    opened = tracking.first_open(stack.services.store, stack.member_id, deal_id, "proposal")
     assert opened is not None and opened["status"] == "opened"
     # More opens while the retry waits queue nothing more.
     _assert_gif(_get(urls["pixel_url"]))
@@ -304,14 +302,12 @@ def test_a_portal_over_its_limits_gets_the_trigger_on_the_retry_once(stack) -> N
     assert len(firings) == 1
     runs = stack.services.store.runs(stack.member_id, kind="trigger")
     assert [r["status"] for r in reversed(runs)] == ["retrying", "ok"]
-    opened = tracking.first_open(stack.services, stack.member_id, deal_id, "proposal")
+    opened = tracking.first_open(stack.services.store, stack.member_id, deal_id, "proposal")
     assert opened["status"] == "fired"
     assert opened["first_opened_at"] == (START + timedelta(minutes=10)).timestamp()
 
 
 def test_a_refused_trigger_is_tried_again_on_a_later_open(stack) -> None:
-    from app import jobs
-
     env = _setup(stack)
     deal_id, urls = _proposal_sent(stack, env, "Cooler and 10 bottles")
     # The trigger is gone from the portal (say, removed by hand): the call is refused.
@@ -321,12 +317,12 @@ def test_a_refused_trigger_is_tried_again_on_a_later_open(stack) -> None:
     env["clock"].advance(timedelta(minutes=10))
     _assert_gif(_get(urls["pixel_url"]))
     stack.settle()
-    opened = tracking.first_open(stack.services, stack.member_id, deal_id, "proposal")
+    opened = tracking.first_open(stack.services.store, stack.member_id, deal_id, "proposal")
     assert opened is not None and opened["status"] == "failed"
     assert "not registered" in opened["error"]
     assert _stage(stack, deal_id) == env["prefix"] + "PROPOSAL"
     # Registrations are brought back (flask sync); the client reads the email again.
-    jobs.sync_portal(stack.member_id)
+    stack.run_job("sync")
     stack.admin.add_trigger_rule(
         member_id=stack.member_id,
         category_id=env["funnel"],
@@ -338,6 +334,6 @@ def test_a_refused_trigger_is_tried_again_on_a_later_open(stack) -> None:
     _assert_gif(_get(urls["pixel_url"]))
     stack.settle()
     assert _stage(stack, deal_id) == env["prefix"] + "CONTRACT"
-    opened = tracking.first_open(stack.services, stack.member_id, deal_id, "proposal")
+    opened = tracking.first_open(stack.services.store, stack.member_id, deal_id, "proposal")
     assert opened["status"] == "fired"
     assert opened["first_opened_at"] == (START + timedelta(minutes=10)).timestamp()

@@ -7,9 +7,10 @@ import requests
 
 from app.context import EventContext
 from app.payloads import EventCall
-from app.registry import EventRouter, Registry
+from app.registry import Capability, Catalogue, EventRouter
 from fakeportal.automation import rules
 from fakeportal.crm import deals
+from server import CATALOGUE
 
 router = EventRouter()
 SEEN: list[tuple[str, str, bool]] = []
@@ -33,8 +34,8 @@ def note_stage(ctx: EventContext, event: EventCall) -> None:
 
 
 @pytest.fixture
-def stack_registry() -> Registry:
-    return Registry.load().add(router=router)
+def stack_catalogue() -> Catalogue:
+    return CATALOGUE.extended(Capability("test_events", router=router))
 
 
 def test_event_handlers_are_bound_and_run_in_jobs(stack) -> None:
@@ -113,7 +114,8 @@ def flaky(ctx: EventContext, event: EventCall) -> None:
 
 def test_a_failed_event_handler_is_recorded_and_replayed(stack) -> None:
     SEEN.clear()
-    stack.services.registry.add(router=flaky_router)
+    flaky_capability = Capability("test_flaky", router=flaky_router)
+    stack.services.catalogue = stack.services.catalogue.extended(flaky_capability)
     stack.install()
     deal_id = stack.portal_call("crm.deal.add", {"fields": {"TITLE": "Water, 40 bottles"}})
     stack.settle()
@@ -125,7 +127,7 @@ def test_a_failed_event_handler_is_recorded_and_replayed(stack) -> None:
     assert [r["status"] for r in failed] == ["failed"] and "handler bug" in failed[0]["error"]
 
     FLAKY["fail"] = False  # the bug is fixed and deployed
-    result = stack.services_app.test_cli_runner().invoke(args=["replay-failed"])
+    result = stack.cli("replay-failed")
     assert result.exit_code == 0 and "replayed 1 failed event" in result.output, result.output
     stack.settle()
     assert (str(deal_id), "ADDED", True) in SEEN

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.registry import Registry
+from server import CATALOGUE
 
 
 def test_install_event_registers_everything_the_registry_offers(stack) -> None:
@@ -10,8 +10,7 @@ def test_install_event_registers_everything_the_registry_offers(stack) -> None:
     inst = stack.services.store.installation(stack.member_id)
     assert inst is not None and inst.domain == "solar.bitrix24.test"
     reg = stack.registrations()
-    registry = Registry.load()
-    assert reg["robots"] == sorted(registry.robots)
+    assert reg["robots"] == sorted(CATALOGUE.robots)
     bound = {(e["event"], e["handler"]) for e in reg["events"]}
     assert ("ONAPPUNINSTALL", f"{stack.app_url}/events") in bound
     assert stack.services.store.installation(stack.member_id).synced_at is not None
@@ -32,15 +31,14 @@ def test_sync_removes_stale_robots_and_the_cli_resyncs(stack) -> None:
     portal.call("event.unbind", {"event": "ONAPPUNINSTALL", "handler": f"{stack.app_url}/events"})
     assert "retired_robot" in stack.registrations()["robots"]
 
-    runner = stack.services_app.test_cli_runner()
-    result = runner.invoke(args=["sync", "--member-id", stack.member_id])
+    result = stack.cli("sync", "--member-id", stack.member_id)
     assert result.exit_code == 0, result.output
     assert "robot:retired_robot" in result.output
     reg = stack.registrations()
     assert "retired_robot" not in reg["robots"]
     assert any(e["event"] == "ONAPPUNINSTALL" for e in reg["events"])
     # Idempotent: a second sync adds and deletes nothing.
-    again = runner.invoke(args=["sync"])
+    again = stack.cli("sync")
     assert (
         again.exit_code == 0 and '"added": []' in again.output and '"deleted": []' in again.output
     )

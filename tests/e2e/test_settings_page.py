@@ -17,11 +17,9 @@ import pytest
 import requests
 
 from app.calendar import FixedClock
-from app.jobs import run_schedule_for
-from app.services import EVENTS
+from app.pages import FORM_TTL
 from handlers import date_watch
-from handlers.settings_page import FORM_TTL
-from handlers.sms.provider import default_country
+from handlers.calendar import country as portal_country
 
 
 @pytest.fixture
@@ -99,10 +97,10 @@ def test_calendar_is_validated_stored_and_read_by_the_portals_context(stack) -> 
 
     bad_zone = send(stack, token, "calendar", timezone="Europe/Atlantis", country="PL")
     assert bad_zone.status_code == 400
-    assert "unknown time zone &#x27;Europe/Atlantis&#x27;" in bad_zone.text
+    assert "unknown time zone &#39;Europe/Atlantis&#39;" in bad_zone.text
     bad_country = send(stack, token, "calendar", timezone="Europe/Warsaw", country="XX")
     assert bad_country.status_code == 400
-    assert "no public holidays known for country &#x27;XX&#x27;" in bad_country.text
+    assert "no public holidays known for country &#39;XX&#39;" in bad_country.text
     no_zone = send(stack, token, "calendar", timezone=" ", country="PL")
     assert no_zone.status_code == 400 and "a time zone is required" in no_zone.text
     markup = send(stack, token, "calendar", timezone="<b>x</b>", country="PL")
@@ -118,7 +116,7 @@ def test_calendar_is_validated_stored_and_read_by_the_portals_context(stack) -> 
     cal = stack.services.context(stack.member_id).calendar
     assert cal.tz == ZoneInfo("America/New_York") and cal.country == "US"
     assert not cal.is_working_day(datetime(2026, 7, 3).date())  # Independence Day (observed)
-    assert default_country(stack.services, stack.member_id) == "US"  # SMS reads the same
+    assert portal_country(stack.services.context(stack.member_id)) == "US"  # SMS reads the same
 
 
 def test_sms_country_comes_from_the_calendar_and_the_old_setting_only_until_then(stack) -> None:
@@ -127,16 +125,16 @@ def test_sms_country_comes_from_the_calendar_and_the_old_setting_only_until_then
     store.set_setting(stack.member_id, "sms_country", "PL")  # set by an older version
     page = open_page(stack)
     assert 'name="country" value="PL"' in page["body"]  # offered for the calendar
-    assert default_country(stack.services, stack.member_id) == "PL"
+    assert portal_country(stack.services.context(stack.member_id)) == "PL"
 
     token = token_of(page["body"])
     saved = send(stack, token, "calendar", timezone="Europe/Berlin", country="")
     assert saved.status_code == 200 and "no public holidays" in saved.text
     assert calendar(stack) == {"timezone": "Europe/Berlin", "country": ""}
-    assert default_country(stack.services, stack.member_id) == ""  # the calendar decides
+    assert portal_country(stack.services.context(stack.member_id)) == ""  # the calendar decides
     assert store.get_setting(stack.member_id, "sms_country") == "PL"  # never written again
     saved = send(stack, token, "calendar", timezone="Europe/Berlin", country="DE")
-    assert default_country(stack.services, stack.member_id) == "DE"
+    assert portal_country(stack.services.context(stack.member_id)) == "DE"
     assert stack.services.context(stack.member_id).calendar.country == "DE"
 
 
@@ -188,7 +186,7 @@ def test_watches_are_listed_added_refused_with_a_reason_and_removed(stack) -> No
     assert len(date_watch.watches(store, stack.member_id)) == 2
 
     # The hourly sweep runs: the list shows when (in the portal's time zone, UTC here).
-    stack.services.enqueue(EVENTS, run_schedule_for, "date_watch", stack.member_id)
+    stack.services.enqueue("schedule", stack.member_id, {"schedule": "date_watch"})
     stack.settle()
     page = open_page(stack)["body"]
     row = re.search(rf'<tr id="watch-{watch.id}">(.*?)</tr>', page).group(1)

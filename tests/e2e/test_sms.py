@@ -18,12 +18,11 @@ import responses
 from rq.job import Job
 from sqlalchemy import select
 
-from app.services import EVENTS, QUEUES
+from app.registry import QUEUES
 from app.store import portal_settings
 from fakeportal.automation import rules
 from fakeportal.crm import contacts, deals
 from handlers.sms.models import sms_messages
-from handlers.sms.provider import send_job
 
 SERWERSMS = "https://api2.serwersms.pl"
 SEND_URL = f"{SERWERSMS}/messages/send_sms.json"
@@ -169,7 +168,7 @@ def test_first_stage_sms_goes_out_once_and_delivery_is_reported(stack, gateway, 
     form["auth[application_token]"] = stack.portal.apps[stack.client_id].application_token
     replay = requests.post(post["request"]["url"], data=form, timeout=10)
     assert replay.status_code == 200 and replay.json()["status"] == "duplicate"
-    stack.services.enqueue(EVENTS, send_job, stack.member_id, message["message_id"])
+    stack.services.enqueue("sms.send", stack.member_id, {"message_id": message["message_id"]})
     stack.settle()
     assert len(sends(gateway)) == 1
     assert statuses(messages(stack, deal_id)[0]) == ["queued", "delivered"]
@@ -250,7 +249,6 @@ def test_settings_page_is_for_portal_admins_only(stack, gateway) -> None:
 
 
 def test_polling_reports_delivery_when_no_report_comes(stack, gateway) -> None:
-    from app.jobs import run_schedule_for
 
     gateway.post(SEND_URL, json=accepted("poll-me"))
     report = {"id": "poll-me", "phone": "+48600100200", "status": "delivered"}
@@ -260,14 +258,14 @@ def test_polling_reports_delivery_when_no_report_comes(stack, gateway) -> None:
     sms_rule(stack)
     deal_id = new_deal(stack)
     stack.settle()
-    stack.services.enqueue(EVENTS, run_schedule_for, "sms_poll", stack.member_id)
+    stack.services.enqueue("schedule", stack.member_id, {"schedule": "sms_poll"})
     stack.settle()
     polls = [json.loads(c.request.body) for c in gateway.calls if c.request.url == REPORTS_URL]
     assert polls == [{"id": ["poll-me"]}]
     assert statuses(messages(stack, deal_id)[0]) == ["queued", "delivered"]
 
     # Nothing on its way: the next run asks the gateway nothing.
-    stack.services.enqueue(EVENTS, run_schedule_for, "sms_poll", stack.member_id)
+    stack.services.enqueue("schedule", stack.member_id, {"schedule": "sms_poll"})
     stack.settle()
     assert len([c for c in gateway.calls if c.request.url == REPORTS_URL]) == 1
 

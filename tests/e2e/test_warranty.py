@@ -14,8 +14,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from app.calendar import FixedClock
-from app.jobs import run_schedule
-from app.services import BULK
 from fakeportal import automation, crm
 from handlers import date_watch
 
@@ -37,7 +35,7 @@ def at(stack: Any, day: date, hour: int = 10) -> None:
 
 def sweep(stack: Any) -> dict[str, Any]:
     """The hourly cron's job, as rq cron enqueues it; returns the portal's sweep report."""
-    stack.services.enqueue(BULK, run_schedule, "date_watch")
+    stack.services.enqueue("fan_out", "", {"schedule": "date_watch"})
     stack.settle()
     runs = stack.services.store.runs(stack.member_id)
     last = [r for r in runs if r["kind"] == "schedule" and r["name"] == "date_watch"]
