@@ -1,9 +1,12 @@
 """SMS gateways against their HTTP APIs, emulated at the requests level with ``responses``.
 
-Each gateway: a successful send (with the portal's message id passed where the API takes one),
-its documented error replies mapped to permanent or transient GatewayErrors, 5xx and network
-failures as transient, polling, and delivery-report parsing. Credentials must never show up in
-an error message, a log line or a ``raw`` reply.
+One set of behaviour tests runs for every gateway through ``CASES``: each case holds the
+gateway's config, how its API answers in each situation (accepted, refused, asked for a
+status) and the status mapping it must apply. Every gateway must: send and start in the right
+status, classify refusals as permanent or transient (5xx, rate limits and network failures
+transient, bad credentials permanent), poll, read delivery reports, verify callbacks, validate
+its settings naming fields, and never show a credential in an error, a log line, a ``raw``
+reply or its repr. What only one gateway does is in test_sms_gateway_specifics.py.
 """
 
 from __future__ import annotations
@@ -11,19 +14,23 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from urllib.parse import parse_qs
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, quote
 
 import pytest
 import requests
 import responses
 from werkzeug.datastructures import MultiDict
 
-from handlers.sms import (
+from handlers.sms.gateways import (
     GATEWAYS,
     DeliveryStatus,
     Gateway,
     GatewayError,
     GenericHttpGateway,
+    SendResult,
     SerwerSmsGateway,
     SmsRuGateway,
     TwilioGateway,
@@ -38,6 +45,10 @@ SECRETS = {
     "twilio_token": "twilio-auth-token-0f9e8d",
     "http_auth": "Bearer generic-gw-key-55aa",
 }
+CALLBACK = "https://app.example/sms/status/gw?m=" + MESSAGE_ID
+
+Q, S, D = DeliveryStatus.QUEUED, DeliveryStatus.SENT, DeliveryStatus.DELIVERED
+U, F = DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED
 
 
 def form_of(call: responses.Call) -> dict[str, list[str]]:
@@ -72,62 +83,82 @@ def expect_error(
     return err
 
 
-# --- registry ---------------------------------------------------------------------------
+# --- the case table --------------------------------------------------------------------
 
 
-def test_registry_and_factory() -> None:
-    assert set(GATEWAYS) == {"serwersms", "smsru", "twilio", "http"}
-    gw = gateway_for("smsru", {"api_id": SECRETS["smsru_api_id"]})
-    assert isinstance(gw, SmsRuGateway)
-    with pytest.raises(ValueError, match="unknown SMS gateway 'nope'"):
-        gateway_for("nope", {})
+@dataclass(frozen=True)
+class Refusal:
+    """A reply (``responses`` kwargs) the gateway refuses with, and how it must be classified:
+    ``transient`` or not, ``match`` in the message, and ``code``/``http_status`` where given."""
+
+    id: str
+    reply: dict[str, Any]
+    transient: bool
+    match: str
+    code: str | None = None
+    http_status: int | None = None
 
 
-@pytest.mark.parametrize("cls", list(GATEWAYS.values()))
-def test_every_gateway_describes_its_settings(cls: type[Gateway]) -> None:
-    names = [f.name for f in cls.fields]
-    assert len(names) == len(set(names))
-    assert all(f.label for f in cls.fields)
-    assert any(f.secret for f in cls.fields)  # somewhere to keep the credential
+@dataclass(frozen=True)
+class Poll:
+    """The gateway's answer to a status request, and the report it must become."""
+
+    provider_id: str
+    reply: dict[str, Any]
+    status: DeliveryStatus
+    error: str | None = None
 
 
-def test_missing_settings_name_fields_not_values() -> None:
-    with pytest.raises(ValueError, match="missing settings: api_id"):
-        SmsRuGateway({})
-    with pytest.raises(ValueError, match="token or both username and password"):
-        SerwerSmsGateway({"username": "api-user"})
-    with pytest.raises(ValueError, match="from_number or messaging_service_sid"):
-        TwilioGateway({"account_sid": "AC1", "auth_token": SECRETS["twilio_token"]})
+@dataclass(frozen=True)
+class Case:
+    """One gateway as the behaviour tests drive it: its settings and how its API answers."""
+
+    cls: type[Gateway]
+    config: dict[str, str]
+    #: a send of ``text`` to ``to`` (with ``CALLBACK``): method and URL, the reply accepting
+    #: it, the id and status that reply must give, and how the request must look
+    to: str
+    text: str
+    send: tuple[str, str]
+    accepted: dict[str, Any]
+    provider_id: str
+    start_status: DeliveryStatus
+    check_send: Callable[[responses.Call], None]
+    auth_error: Refusal
+    refusals: list[Refusal]
+    #: the credential, and an error reply (a refusal of the credential) quoting a text
+    secret: str
+    echo: Callable[[str], dict[str, Any]]
+    #: method and URL of a status request for a provider id; its answers; its refusals
+    #: (of a request for the id "nope")
+    poll: Callable[[str], tuple[str, str]]
+    polls: list[Poll]
+    check_poll: Callable[[responses.Call, str], None]
+    poll_refusals: list[Refusal]
+    #: a delivery report (form or JSON, query) for a provider id and a raw status; each raw
+    #: status's portal status (None: no report at all) and the report's error
+    report: Callable[[str, str], tuple[Mapping[str, Any], Mapping[str, str]]]
+    statuses: list[tuple[str, DeliveryStatus | None, str | None]]
+    callback_ack: str
+    signs_callbacks: bool
+    #: settings the gateway must refuse, with what the message must say
+    bad_configs: list[tuple[dict[str, str], str]]
+    shown: str  # a setting the repr shows
+    supports_client_ref: bool
+    dedupes: bool
+
+    @property
+    def name(self) -> str:
+        return self.cls.name
+
+    def gateway(self) -> Gateway:
+        return self.cls(self.config)
 
 
-def test_repr_hides_secrets() -> None:
-    gw = SerwerSmsGateway({"token": SECRETS["serwersms_token"], "sender": "SKLEP"})
-    assert SECRETS["serwersms_token"] not in repr(gw)
-    assert "SKLEP" in repr(gw)
-
-
-def test_delivery_status_values_are_the_portals() -> None:
-    assert [s.value for s in DeliveryStatus] == [
-        "queued",
-        "sent",
-        "delivered",
-        "undelivered",
-        "failed",
-    ]
-    assert DeliveryStatus.DELIVERED.final and not DeliveryStatus.SENT.final
-
-
-# =====================================================================================
-# SerwerSMS
-# =====================================================================================
+# SerwerSMS ----------------------------------------------------------------------------
 
 SWS_SEND = "https://api2.serwersms.pl/messages/send_sms.json"
 SWS_REPORTS = "https://api2.serwersms.pl/messages/reports.json"
-
-
-@pytest.fixture
-def serwersms() -> SerwerSmsGateway:
-    return SerwerSmsGateway({"token": SECRETS["serwersms_token"], "sender": "SKLEP"})
 
 
 def sws_queued(message_id: str = "aca3944055") -> dict:
@@ -148,468 +179,275 @@ def sws_queued(message_id: str = "aca3944055") -> dict:
     }
 
 
-@responses.activate
-def test_serwersms_send_with_token(serwersms: SerwerSmsGateway) -> None:
-    responses.post(SWS_SEND, json=sws_queued())
-    result = serwersms.send(
-        "+48500600700", "Zamówienie wysłane", client_ref=MESSAGE_ID, callback_url=None
-    )
-    assert result.provider_id == "aca3944055"
-    assert result.status is DeliveryStatus.QUEUED
-    call = responses.calls[0]
+def sws_error(code: int, type_: str, message: str, status: int = 200) -> dict[str, Any]:
+    return {"status": status, "json": {"error": {"code": code, "type": type_, "message": message}}}
+
+
+def sws_refusal(id_: str, code: int, type_: str, message: str, status: int = 200) -> Refusal:
+    """An error in SerwerSMS's shape: all its documented codes are account or input problems."""
+    return Refusal(id_, sws_error(code, type_, message, status), False, message, str(code), status)
+
+
+def sws_check_send(call: responses.Call) -> None:
     assert call.request.headers["Authorization"] == f"Bearer {SECRETS['serwersms_token']}"
-    body = json_of(call)
-    assert body["phone"] == "+48500600700"
-    assert body["text"] == "Zamówienie wysłane"
-    assert body["unique_id"] == MESSAGE_ID  # the portal's id is the idempotent own id
-    assert body["details"] is True
-    assert body["sender"] == "SKLEP"
-    assert body["utf"] is True  # Polish diacritics need SMS FULL in UTF
-    assert "username" not in body and "password" not in body
+    assert json_of(call) == {
+        "phone": "+48500600700",
+        "text": "Zamówienie wysłane",
+        "details": True,
+        "unique_id": MESSAGE_ID,  # the portal's id is the idempotent own id
+        "sender": "SKLEP",
+        "utf": True,  # Polish diacritics need SMS FULL in UTF
+    }  # and no username or password: the token authenticates
 
 
-@responses.activate
-def test_serwersms_send_with_username_and_password() -> None:
-    gw = SerwerSmsGateway({"username": "api-user", "password": SECRETS["serwersms_password"]})
-    responses.post(SWS_SEND, json=sws_queued("x1"))
-    result = gw.send("+48500600700", "Hello", client_ref=MESSAGE_ID, callback_url=None)
-    assert result.provider_id == "x1"
-    call = responses.calls[0]
-    assert "Authorization" not in call.request.headers
-    body = json_of(call)
-    assert body["username"] == "api-user"
-    assert body["password"] == SECRETS["serwersms_password"]
-    assert "sender" not in body and "utf" not in body  # ECO: no sender, plain text
-    assert SECRETS["serwersms_password"] not in json.dumps(result.raw)
+def sws_check_poll(call: responses.Call, provider_id: str) -> None:
+    assert call.request.headers["Authorization"] == f"Bearer {SECRETS['serwersms_token']}"
+    assert json_of(call)["id"] == [provider_id]
 
 
-def test_serwersms_unique_id_for_refs_it_would_refuse() -> None:
-    assert SerwerSmsGateway.unique_id(MESSAGE_ID) == MESSAGE_ID
-    odd = SerwerSmsGateway.unique_id("msg-1/2")
-    assert odd.isalnum() and 3 <= len(odd) <= 50
-    assert odd == SerwerSmsGateway.unique_id("msg-1/2")  # stable across retries
-    assert SerwerSmsGateway.unique_id("ab") != "ab"  # too short as is
+SWS_UNSENT = {
+    "id": "u1",
+    "phone": "+48500600700",
+    "status": "unsent",
+    "error_code": 2001,
+    "error_message": "Invalid phone number",
+}
 
-
-@responses.activate
-def test_serwersms_auth_failure(
-    serwersms: SerwerSmsGateway, caplog: pytest.LogCaptureFixture
-) -> None:
-    responses.post(
-        SWS_SEND,
-        status=401,
-        json={
-            "error": {"code": 1001, "type": "InvalidUser", "message": "Incorrect login or password"}
-        },
-    )
-    err = expect_error(
-        lambda: serwersms.send("+48500600700", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=False,
-        caplog=caplog,
-        match="Incorrect login or password",
-    )
-    assert err.code == "1001"
-    assert err.gateway == "serwersms"
-
-
-@responses.activate
-def test_serwersms_invalid_number(
-    serwersms: SerwerSmsGateway, caplog: pytest.LogCaptureFixture
-) -> None:
-    responses.post(
-        SWS_SEND,
-        json={
-            "error": {
-                "code": 2001,
-                "type": "ValidationPhoneError",
-                "message": "Invalid phone number",
-            }
-        },
-    )
-    err = expect_error(
-        lambda: serwersms.send("+48500600700", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=False,
-        caplog=caplog,
-        match="Invalid phone number",
-    )
-    assert err.code == "2001"
-
-
-@responses.activate
-def test_serwersms_message_unsent_in_details(
-    serwersms: SerwerSmsGateway, caplog: pytest.LogCaptureFixture
-) -> None:
-    responses.post(
-        SWS_SEND,
-        json={
-            "success": True,
-            "queued": 0,
-            "unsent": 1,
-            "items": [
-                {
-                    "id": "u1",
-                    "phone": "+48500600700",
-                    "status": "unsent",
-                    "error_code": 2001,
-                    "error_message": "Invalid phone number",
-                }
-            ],
-        },
-    )
-    err = expect_error(
-        lambda: serwersms.send("+48500600700", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=False,
-        caplog=caplog,
-        match="Invalid phone number",
-    )
-    assert err.code == "2001"
-
-
-@responses.activate
-def test_serwersms_limit_exhausted_is_permanent(
-    serwersms: SerwerSmsGateway, caplog: pytest.LogCaptureFixture
-) -> None:
-    responses.post(
-        SWS_SEND,
-        json={
-            "error": {
-                "code": 3002,
-                "type": "SendError",
-                "message": "Exhausted the limit of available SMS FULL",
-            }
-        },
-    )
-    expect_error(
-        lambda: serwersms.send("+48500600700", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=False,
-        caplog=caplog,
-        match="Exhausted the limit",
-    )
-
-
-@responses.activate
-@pytest.mark.parametrize("status", [500, 502, 503, 429])
-def test_serwersms_server_errors_are_transient(
-    serwersms: SerwerSmsGateway, caplog: pytest.LogCaptureFixture, status: int
-) -> None:
-    responses.post(SWS_SEND, status=status, body="<html>Bad Gateway</html>")
-    err = expect_error(
-        lambda: serwersms.send("+48500600700", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=True,
-        caplog=caplog,
-    )
-    assert err.http_status == status
-
-
-@responses.activate
-@pytest.mark.parametrize(
-    "exc", [requests.ConnectTimeout("timed out"), requests.ConnectionError("refused")]
-)
-def test_serwersms_network_failures_are_transient(
-    serwersms: SerwerSmsGateway, caplog: pytest.LogCaptureFixture, exc: Exception
-) -> None:
-    responses.post(SWS_SEND, body=exc)
-    expect_error(
-        lambda: serwersms.send("+48500600700", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=True,
-        caplog=caplog,
-    )
-
-
-@responses.activate
-def test_serwersms_poll(serwersms: SerwerSmsGateway) -> None:
-    responses.post(
-        SWS_REPORTS,
-        json={
-            "paging": {"page": 1, "count": 1},
-            "items": [{"id": "aca3944055", "phone": "+48500600700", "status": "delivered"}],
-        },
-    )
-    report = serwersms.poll("aca3944055")
-    assert report.provider_id == "aca3944055"
-    assert report.status is DeliveryStatus.DELIVERED
-    assert report.error is None
-    assert json_of(responses.calls[0])["id"] == ["aca3944055"]
-
-
-@responses.activate
-def test_serwersms_poll_undelivered_and_missing(
-    serwersms: SerwerSmsGateway, caplog: pytest.LogCaptureFixture
-) -> None:
-    responses.post(
-        SWS_REPORTS,
-        json={"items": [{"id": "m2", "status": "undelivered", "reason": "message_expired"}]},
-    )
-    report = serwersms.poll("m2")
-    assert report.status is DeliveryStatus.UNDELIVERED
-    assert report.error == "message_expired"
-    responses.post(SWS_REPORTS, json={"paging": {"page": 1, "count": 0}, "items": []})
-    expect_error(lambda: serwersms.poll("nope"), transient=False, caplog=caplog, match="not found")
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("delivered", DeliveryStatus.DELIVERED),
-        ("undelivered", DeliveryStatus.UNDELIVERED),
-        ("sent", DeliveryStatus.SENT),
-        ("unsent", DeliveryStatus.FAILED),
-        ("in_progress", DeliveryStatus.QUEUED),
+SERWERSMS = Case(
+    cls=SerwerSmsGateway,
+    config={"token": SECRETS["serwersms_token"], "sender": "SKLEP"},
+    to="+48500600700",
+    text="Zamówienie wysłane",
+    send=("POST", SWS_SEND),
+    accepted={"json": sws_queued()},
+    provider_id="aca3944055",
+    start_status=Q,
+    check_send=sws_check_send,
+    auth_error=sws_refusal("auth", 1001, "InvalidUser", "Incorrect login or password", 401),
+    refusals=[
+        sws_refusal("invalid-number", 2001, "ValidationPhoneError", "Invalid phone number"),
+        sws_refusal("limit", 3002, "SendError", "Exhausted the limit of available SMS FULL"),
+        Refusal(
+            "unsent-in-details",
+            {"json": {"success": True, "queued": 0, "unsent": 1, "items": [SWS_UNSENT]}},
+            False,
+            "Invalid phone number",
+            "2001",
+        ),
+        Refusal("nothing-queued", {"json": {"success": True, "queued": 0}}, False, "not queued"),
+        Refusal(
+            "no-id",
+            {"json": {"queued": 1, "items": [{"status": "queued"}]}},
+            False,
+            "no message id",
+        ),
     ],
+    secret=SECRETS["serwersms_token"],
+    echo=lambda text: sws_error(1001, "InvalidUser", text, 401),
+    poll=lambda provider_id: ("POST", SWS_REPORTS),
+    polls=[
+        Poll(
+            "aca3944055",
+            {
+                "json": {
+                    "paging": {"page": 1, "count": 1},
+                    "items": [{"id": "aca3944055", "phone": "+48500600700", "status": "delivered"}],
+                }
+            },
+            D,
+        ),
+        Poll(
+            "m2",
+            {
+                "json": {
+                    "items": [{"id": "m2", "status": "undelivered", "reason": "message_expired"}]
+                }
+            },
+            U,
+            "message_expired",
+        ),
+    ],
+    check_poll=sws_check_poll,
+    poll_refusals=[
+        Refusal(
+            "not-found",
+            {"json": {"paging": {"page": 1, "count": 0}, "items": []}},
+            False,
+            "not found",
+        ),
+    ],
+    report=lambda provider_id, raw: ({}, {"id": provider_id, "status": raw}),
+    statuses=[
+        ("delivered", D, None),
+        ("undelivered", U, "undelivered"),
+        ("sent", S, None),
+        ("unsent", F, "unsent"),
+        ("in_progress", Q, None),
+        ("pending", Q, None),
+        ("saved", Q, None),
+        ("queued", Q, None),
+        ("DELIVERED", D, None),
+        ("something-new", S, None),
+    ],
+    callback_ack="OK",
+    signs_callbacks=False,
+    bad_configs=[
+        ({"username": "api-user"}, "token or both username and password"),
+        ({"password": SECRETS["serwersms_password"]}, "token or both username and password"),
+        ({"sender": "SKLEP"}, "token or both username and password"),
+    ],
+    shown="SKLEP",
+    supports_client_ref=True,
+    dedupes=False,
 )
-def test_serwersms_callback(
-    serwersms: SerwerSmsGateway, raw: str, expected: DeliveryStatus
-) -> None:
-    reports = serwersms.parse_callback({}, {"id": "aca3944055", "status": raw})
-    assert [(r.provider_id, r.status) for r in reports] == [("aca3944055", expected)]
 
 
-def test_serwersms_callback_without_a_report(serwersms: SerwerSmsGateway) -> None:
-    assert serwersms.parse_callback({}, {"foo": "bar"}) == []
-
-
-# =====================================================================================
-# SMS.ru
-# =====================================================================================
+# SMS.ru -------------------------------------------------------------------------------
 
 SMSRU_SEND = "https://sms.ru/sms/send"
 SMSRU_STATUS = "https://sms.ru/sms/status"
+SMSRU_ID = "000000-000001"
+EXPIRED = "Не может быть доставлено: время жизни истекло"
+REJECTED = "Не может быть доставлено: отклонено"
 
 
-@pytest.fixture
-def smsru() -> SmsRuGateway:
-    return SmsRuGateway({"api_id": SECRETS["smsru_api_id"], "sender": "SHOP"})
+def smsru_sent(sms_id: str = "000000-10000000") -> dict:
+    ok = {"status": "OK", "status_code": 100, "sms_id": sms_id}
+    return {"status": "OK", "status_code": 100, "sms": {"79123456789": ok}, "balance": 4122.56}
 
 
-@responses.activate
-def test_smsru_send(smsru: SmsRuGateway) -> None:
-    responses.post(
-        SMSRU_SEND,
-        json={
-            "status": "OK",
-            "status_code": 100,
-            "sms": {
-                "79123456789": {"status": "OK", "status_code": 100, "sms_id": "000000-10000000"}
-            },
-            "balance": 4122.56,
-        },
-    )
-    result = smsru.send("+79123456789", "Заказ готов", client_ref=MESSAGE_ID, callback_url=None)
-    assert result.provider_id == "000000-10000000"
-    assert result.status is DeliveryStatus.QUEUED
-    call = responses.calls[0]
+def smsru_number_error(code: int, text: str, transient: bool) -> Refusal:
+    """The request went through but the number's entry is an error."""
+    error = {"status": "ERROR", "status_code": code, "status_text": text}
+    reply = {"json": {"status": "OK", "status_code": 100, "sms": {"79123456789": error}}}
+    return Refusal(f"number-error-{code}", reply, transient, text, str(code))
+
+
+def smsru_error(code: int, text: str) -> dict[str, Any]:
+    """The reply when the whole request failed (credentials, server trouble)."""
+    return {"json": {"status": "ERROR", "status_code": code, "status_text": text}}
+
+
+def smsru_request_error(code: int, text: str, transient: bool) -> Refusal:
+    return Refusal(f"request-error-{code}", smsru_error(code, text), transient, text, str(code))
+
+
+def smsru_status(provider_id: str, code: int, text: str | None = None) -> dict[str, Any]:
+    """The reply to a status request: a known ``code`` with its cost, or an error code."""
+    entry: dict[str, Any] = {"status": "ERROR", "status_code": code}
+    if code > 0:
+        entry = {"status": "OK", "status_code": code, "cost": 0.5}
+    if text:
+        entry["status_text"] = text
+    return {"json": {"status": "OK", "status_code": 100, "sms": {provider_id: entry}}}
+
+
+def smsru_check_send(call: responses.Call) -> None:
     assert "api_id" not in call.request.url  # the credential travels in the body only
+    assert form_of(call) == {
+        "api_id": [SECRETS["smsru_api_id"]],
+        "to": ["79123456789"],
+        "msg": ["Заказ готов"],
+        "json": ["1"],
+        "from": ["SHOP"],
+    }  # and no "test": a real send
+
+
+def smsru_check_poll(call: responses.Call, provider_id: str) -> None:
+    assert "api_id" not in call.request.url
     form = form_of(call)
+    assert form["sms_id"] == [provider_id]
+    assert form["json"] == ["1"]
     assert form["api_id"] == [SECRETS["smsru_api_id"]]
-    assert form["to"] == ["79123456789"]
-    assert form["msg"] == ["Заказ готов"]
-    assert form["json"] == ["1"]
-    assert form["from"] == ["SHOP"]
-    assert "test" not in form
-    assert SECRETS["smsru_api_id"] not in json.dumps(result.raw)
 
 
-@responses.activate
-def test_smsru_test_mode() -> None:
-    gw = SmsRuGateway({"api_id": SECRETS["smsru_api_id"], "test": "1"})
-    responses.post(
-        SMSRU_SEND,
-        json={
-            "status": "OK",
-            "status_code": 100,
-            "sms": {"79123456789": {"status": "OK", "status_code": 100, "sms_id": "t-1"}},
-        },
-    )
-    gw.send("+79123456789", "hi", client_ref=MESSAGE_ID, callback_url=None)
-    assert form_of(responses.calls[0])["test"] == ["1"]
-
-
-@responses.activate
-def test_smsru_bad_api_id(smsru: SmsRuGateway, caplog: pytest.LogCaptureFixture) -> None:
-    responses.post(
-        SMSRU_SEND,
-        json={"status": "ERROR", "status_code": 200, "status_text": "Неправильный api_id"},
-    )
-    err = expect_error(
-        lambda: smsru.send("+79123456789", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=False,
-        caplog=caplog,
-        match="Неправильный api_id",
-    )
-    assert err.code == "200"
-
-
-@responses.activate
-@pytest.mark.parametrize(
-    ("code", "text", "transient"),
-    [
-        (202, "Неправильно указан номер телефона получателя, либо на него нет маршрута", False),
-        (201, "Не хватает средств на лицевом счету", False),
-        (207, "На этот номер нет маршрута для доставки сообщений", False),
-        (220, "Сервис временно недоступен, попробуйте чуть позже", True),
-        (231, "Превышен лимит одинаковых сообщений на этот номер в минуту", True),
+SMSRU = Case(
+    cls=SmsRuGateway,
+    config={"api_id": SECRETS["smsru_api_id"], "sender": "SHOP"},
+    to="+79123456789",
+    text="Заказ готов",
+    send=("POST", SMSRU_SEND),
+    accepted={"json": smsru_sent()},
+    provider_id="000000-10000000",
+    start_status=Q,
+    check_send=smsru_check_send,
+    auth_error=smsru_request_error(200, "Неправильный api_id", False),
+    refusals=[
+        smsru_number_error(
+            202, "Неправильно указан номер телефона получателя, либо на него нет маршрута", False
+        ),
+        smsru_number_error(201, "Не хватает средств на лицевом счету", False),
+        smsru_number_error(207, "На этот номер нет маршрута для доставки сообщений", False),
+        smsru_number_error(220, "Сервис временно недоступен, попробуйте чуть позже", True),
+        smsru_number_error(231, "Превышен лимит одинаковых сообщений на этот номер в минуту", True),
+        smsru_request_error(500, "Ошибка на сервере", True),
+        Refusal("no-entry", {"json": {"status": "OK", "sms": {}}}, False, "no result for the"),
+        Refusal("no-id", {"json": smsru_sent(sms_id="")}, False, "no sms_id"),
     ],
-)
-def test_smsru_per_number_errors(
-    smsru: SmsRuGateway,
-    caplog: pytest.LogCaptureFixture,
-    code: int,
-    text: str,
-    transient: bool,
-) -> None:
-    responses.post(
-        SMSRU_SEND,
-        json={
-            "status": "OK",
-            "status_code": 100,
-            "sms": {"79123456789": {"status": "ERROR", "status_code": code, "status_text": text}},
-        },
-    )
-    err = expect_error(
-        lambda: smsru.send("+79123456789", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=transient,
-        caplog=caplog,
-        match=text,
-    )
-    assert err.code == str(code)
-
-
-@responses.activate
-def test_smsru_server_error_code_is_transient(
-    smsru: SmsRuGateway, caplog: pytest.LogCaptureFixture
-) -> None:
-    responses.post(
-        SMSRU_SEND,
-        json={"status": "ERROR", "status_code": 500, "status_text": "Ошибка на сервере"},
-    )
-    expect_error(
-        lambda: smsru.send("+79123456789", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=True,
-        caplog=caplog,
-    )
-
-
-@responses.activate
-def test_smsru_http_5xx_and_timeout_are_transient(
-    smsru: SmsRuGateway, caplog: pytest.LogCaptureFixture
-) -> None:
-    responses.post(SMSRU_SEND, status=503, body="Service Unavailable")
-    expect_error(
-        lambda: smsru.send("+79123456789", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=True,
-        caplog=caplog,
-    )
-    responses.replace(responses.POST, SMSRU_SEND, body=requests.ReadTimeout("read timed out"))
-    expect_error(
-        lambda: smsru.send("+79123456789", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=True,
-        caplog=caplog,
-        match="no answer within 10s",
-    )
-
-
-@responses.activate
-@pytest.mark.parametrize(
-    ("code", "expected", "error"),
-    [
-        (100, DeliveryStatus.QUEUED, None),
-        (101, DeliveryStatus.QUEUED, None),
-        (102, DeliveryStatus.SENT, None),
-        (103, DeliveryStatus.DELIVERED, None),
-        (104, DeliveryStatus.UNDELIVERED, "Не может быть доставлено: время жизни истекло"),
-        (108, DeliveryStatus.UNDELIVERED, "Не может быть доставлено: отклонено"),
+    secret=SECRETS["smsru_api_id"],
+    echo=lambda text: smsru_error(200, text),
+    poll=lambda provider_id: ("POST", SMSRU_STATUS),
+    polls=[
+        Poll(SMSRU_ID, smsru_status(SMSRU_ID, 100), Q),
+        Poll(SMSRU_ID, smsru_status(SMSRU_ID, 101), Q),
+        Poll(SMSRU_ID, smsru_status(SMSRU_ID, 102), S),
+        Poll(SMSRU_ID, smsru_status(SMSRU_ID, 103), D),
+        Poll(SMSRU_ID, smsru_status(SMSRU_ID, 104, EXPIRED), U, EXPIRED),
+        Poll(SMSRU_ID, smsru_status(SMSRU_ID, 108, REJECTED), U, REJECTED),
+        Poll(SMSRU_ID, smsru_status(SMSRU_ID, 150), U, "no route to this number"),
     ],
+    check_poll=smsru_check_poll,
+    poll_refusals=[
+        Refusal(
+            "not-found",
+            smsru_status("nope", -1, "Сообщение не найдено"),
+            False,
+            "Сообщение не найдено",
+            "-1",
+        ),
+        Refusal("not-in-reply", {"json": {"status": "OK", "sms": {}}}, False, "not in the reply"),
+    ],
+    report=lambda provider_id, raw: (
+        MultiDict([("data[0]", f"sms_status\n{provider_id}\n{raw}\n1741600000")]),
+        {},
+    ),
+    statuses=[
+        ("100", Q, None),
+        ("101", Q, None),
+        ("102", S, None),
+        ("103", D, None),
+        ("104", U, "lifetime expired"),
+        ("105", U, "deleted by the operator"),
+        ("106", U, "failure in the phone"),
+        ("107", U, "unknown reason"),
+        ("108", U, "rejected"),
+        ("110", D, None),
+        ("150", U, "no route to this number"),
+        ("-1", None, None),  # "not found" is no delivery report
+        ("999", None, None),
+    ],
+    callback_ack="100",
+    signs_callbacks=False,
+    bad_configs=[
+        ({}, "missing settings: api_id"),
+        ({"sender": "SHOP", "test": "1"}, "missing settings: api_id"),
+    ],
+    shown="SHOP",
+    supports_client_ref=False,
+    dedupes=False,
 )
-def test_smsru_poll(
-    smsru: SmsRuGateway, code: int, expected: DeliveryStatus, error: str | None
-) -> None:
-    entry = {"status": "OK", "status_code": code, "cost": 0.5}
-    if error:
-        entry["status_text"] = error
-    responses.post(
-        SMSRU_STATUS,
-        json={"status": "OK", "status_code": 100, "sms": {"000000-000001": entry}},
-    )
-    report = smsru.poll("000000-000001")
-    assert report.status is expected
-    assert report.error == error
-    form = form_of(responses.calls[0])
-    assert form["sms_id"] == ["000000-000001"]
-    assert form["json"] == ["1"]
 
 
-@responses.activate
-def test_smsru_poll_unknown_message(smsru: SmsRuGateway, caplog: pytest.LogCaptureFixture) -> None:
-    responses.post(
-        SMSRU_STATUS,
-        json={
-            "status": "OK",
-            "status_code": 100,
-            "sms": {
-                "nope": {
-                    "status": "ERROR",
-                    "status_code": -1,
-                    "status_text": "Сообщение не найдено",
-                }
-            },
-        },
-    )
-    expect_error(
-        lambda: smsru.poll("nope"), transient=False, caplog=caplog, match="Сообщение не найдено"
-    )
-
-
-def test_smsru_callback_flat_form(smsru: SmsRuGateway) -> None:
-    form = MultiDict(
-        [
-            ("data[0]", "sms_status\n000000-000001\n103\n1741600000"),
-            ("data[1]", "sms_status\n000000-000002\n104\n1741600001"),
-            ("data[2]", "callback_check\n123"),
-        ]
-    )
-    reports = smsru.parse_callback(form, {})
-    assert [(r.provider_id, r.status) for r in reports] == [
-        ("000000-000001", DeliveryStatus.DELIVERED),
-        ("000000-000002", DeliveryStatus.UNDELIVERED),
-    ]
-    assert reports[1].error == "lifetime expired"
-    assert smsru.callback_ack == "100"
-
-
-def test_smsru_callback_nested_form(smsru: SmsRuGateway) -> None:
-    reports = smsru.parse_callback({"data": ["sms_status\r\nabc-1\r\n102\r\n1741600000"]}, {})
-    assert [(r.provider_id, r.status) for r in reports] == [("abc-1", DeliveryStatus.SENT)]
-    assert (
-        smsru.parse_callback({"data": {"1": "sms_status\nb\n103", "0": "sms_status\na\n102"}}, {})[
-            0
-        ].provider_id
-        == "a"
-    )
-    assert smsru.parse_callback({}, {}) == []
-
-
-# =====================================================================================
-# Twilio
-# =====================================================================================
+# Twilio -------------------------------------------------------------------------------
 
 TW_SID = "AC0123456789abcdef0123456789abcdef"
 TW_BASE = f"https://api.twilio.com/2010-04-01/Accounts/{TW_SID}"
-
-
-@pytest.fixture
-def twilio() -> TwilioGateway:
-    return TwilioGateway(
-        {
-            "account_sid": TW_SID,
-            "auth_token": SECRETS["twilio_token"],
-            "from_number": "+15005550006",
-        }
-    )
+TW_MESSAGE_SID = "SM1f0e8ae6ade43cb3c0ce4525424e404f"
 
 
 def tw_message(status: str = "queued", **extra) -> dict:
     return {
-        "sid": "SM1f0e8ae6ade43cb3c0ce4525424e404f",
+        "sid": TW_MESSAGE_SID,
         "account_sid": TW_SID,
         "to": "+48500600700",
         "from": "+15005550006",
@@ -622,424 +460,529 @@ def tw_message(status: str = "queued", **extra) -> dict:
     }
 
 
-@responses.activate
-def test_twilio_send(twilio: TwilioGateway) -> None:
-    responses.post(f"{TW_BASE}/Messages.json", status=201, json=tw_message())
-    result = twilio.send(
-        "+48500600700",
-        "Hello",
-        client_ref=MESSAGE_ID,
-        callback_url="https://app.example/sms/status/twilio?m=" + MESSAGE_ID,
-    )
-    assert result.provider_id == "SM1f0e8ae6ade43cb3c0ce4525424e404f"
-    assert result.status is DeliveryStatus.QUEUED
-    call = responses.calls[0]
-    expected_auth = base64.b64encode(f"{TW_SID}:{SECRETS['twilio_token']}".encode()).decode()
-    assert call.request.headers["Authorization"] == f"Basic {expected_auth}"
-    form = form_of(call)
-    assert form["To"] == ["+48500600700"]
-    assert form["From"] == ["+15005550006"]
-    assert form["Body"] == ["Hello"]
-    assert form["StatusCallback"] == ["https://app.example/sms/status/twilio?m=" + MESSAGE_ID]
-
-
-@responses.activate
-def test_twilio_send_through_messaging_service() -> None:
-    gw = TwilioGateway(
-        {
-            "account_sid": TW_SID,
-            "auth_token": SECRETS["twilio_token"],
-            "messaging_service_sid": "MG1",
-        }
-    )
-    responses.post(f"{TW_BASE}/Messages.json", status=201, json=tw_message("accepted"))
-    result = gw.send("+48500600700", "Hello", client_ref=MESSAGE_ID, callback_url=None)
-    assert result.status is DeliveryStatus.QUEUED
-    form = form_of(responses.calls[0])
-    assert form["MessagingServiceSid"] == ["MG1"]
-    assert "From" not in form and "StatusCallback" not in form
-
-
-@responses.activate
-def test_twilio_auth_failure(twilio: TwilioGateway, caplog: pytest.LogCaptureFixture) -> None:
-    responses.post(
-        f"{TW_BASE}/Messages.json",
-        status=401,
-        json={
-            "code": 20003,
-            "message": "Authenticate",
-            "more_info": "https://www.twilio.com/docs/errors/20003",
-            "status": 401,
-        },
-    )
-    err = expect_error(
-        lambda: twilio.send("+48500600700", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=False,
-        caplog=caplog,
-        match="Authenticate",
-    )
-    assert (err.code, err.http_status) == ("20003", 401)
-
-
-@responses.activate
-def test_twilio_invalid_number(twilio: TwilioGateway, caplog: pytest.LogCaptureFixture) -> None:
-    responses.post(
-        f"{TW_BASE}/Messages.json",
-        status=400,
-        json={
-            "code": 21211,
-            "message": "The 'To' number +4812 is not a valid phone number.",
-            "more_info": "https://www.twilio.com/docs/errors/21211",
-            "status": 400,
-        },
-    )
-    err = expect_error(
-        lambda: twilio.send("+4812", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=False,
-        caplog=caplog,
-        match="is not a valid phone number",
-    )
-    assert err.code == "21211"
-
-
-@responses.activate
-@pytest.mark.parametrize(
-    ("status", "body"),
-    [
-        (429, {"code": 20429, "message": "Too Many Requests", "status": 429}),
-        (500, {"code": 20500, "message": "Internal Server Error", "status": 500}),
-        (503, None),
-    ],
-)
-def test_twilio_transient_errors(
-    twilio: TwilioGateway, caplog: pytest.LogCaptureFixture, status: int, body: dict | None
-) -> None:
-    if body is None:
-        responses.post(f"{TW_BASE}/Messages.json", status=status, body="upstream down")
-    else:
-        responses.post(f"{TW_BASE}/Messages.json", status=status, json=body)
-    expect_error(
-        lambda: twilio.send("+48500600700", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=True,
-        caplog=caplog,
-    )
-
-
-@responses.activate
-def test_twilio_network_error_is_transient(
-    twilio: TwilioGateway, caplog: pytest.LogCaptureFixture
-) -> None:
-    responses.post(f"{TW_BASE}/Messages.json", body=requests.ConnectionError("connection reset"))
-    expect_error(
-        lambda: twilio.send("+48500600700", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=True,
-        caplog=caplog,
-        match="network error",
-    )
-
-
-@responses.activate
-def test_twilio_poll(twilio: TwilioGateway) -> None:
-    sid = "SM1f0e8ae6ade43cb3c0ce4525424e404f"
-    responses.get(f"{TW_BASE}/Messages/{sid}.json", json=tw_message("delivered"))
-    assert twilio.poll(sid).status is DeliveryStatus.DELIVERED
-    responses.replace(
-        responses.GET,
-        f"{TW_BASE}/Messages/{sid}.json",
-        json=tw_message(
-            "undelivered", error_code=30003, error_message="Unreachable destination handset"
-        ),
-    )
-    report = twilio.poll(sid)
-    assert report.status is DeliveryStatus.UNDELIVERED
-    assert report.error == "error 30003: Unreachable destination handset"
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("queued", DeliveryStatus.QUEUED),
-        ("sending", DeliveryStatus.QUEUED),
-        ("sent", DeliveryStatus.SENT),
-        ("delivered", DeliveryStatus.DELIVERED),
-        ("undelivered", DeliveryStatus.UNDELIVERED),
-        ("failed", DeliveryStatus.FAILED),
-    ],
-)
-def test_twilio_callback(twilio: TwilioGateway, raw: str, expected: DeliveryStatus) -> None:
-    form = MultiDict(
-        {
-            "MessageSid": "SM123",
-            "MessageStatus": raw,
-            "SmsSid": "SM123",
-            "SmsStatus": raw,
-            "AccountSid": TW_SID,
-            "To": "+48500600700",
-            "ApiVersion": "2010-04-01",
-        }
-    )
-    if raw in ("undelivered", "failed"):
-        form["ErrorCode"] = "30008"
-    reports = twilio.parse_callback(form, {})
-    assert [(r.provider_id, r.status) for r in reports] == [("SM123", expected)]
-    if raw in ("undelivered", "failed"):
-        assert reports[0].error.startswith("error 30008")
-
-
-def test_twilio_signature_published_vector() -> None:
-    gw = TwilioGateway({"account_sid": TW_SID, "auth_token": "12345", "from_number": "+1500"})
-    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
-    params = {
-        "CallSid": "CA1234567890ABCDE",
-        "Caller": "+14158675309",
-        "Digits": "1234",
-        "From": "+14158675309",
-        "To": "+18005551212",
+def tw_error(status: int, code: int, message: str) -> dict[str, Any]:
+    more_info = f"https://www.twilio.com/docs/errors/{code}"
+    return {
+        "status": status,
+        "json": {"code": code, "message": message, "more_info": more_info, "status": status},
     }
-    good = {"X-Twilio-Signature": "RSOYDt4T1cUTdK1PDd93/VVr8B8="}
-    assert gw.verify_callback(url, params, good)
-    assert gw.verify_callback(
-        url, MultiDict(params), {"x-twilio-signature": good["X-Twilio-Signature"]}
-    )
-    assert not gw.verify_callback(url, {**params, "Digits": "9999"}, good)
-    assert not gw.verify_callback(url + "&x=1", params, good)
-    assert not gw.verify_callback(url, params, {})
-    assert not gw.verify_callback(url, params, {"X-Twilio-Signature": "invalid 王"})
-    repeated = MultiDict(
-        [
-            ("Sid", "CA123"),
-            ("SidAccount", "AC123"),
-            ("Digits", "5678"),
-            ("Digits", "1234"),
-            ("Digits", "1234"),
-        ]
-    )
-    assert gw.verify_callback(url, repeated, {"X-Twilio-Signature": "IK+Dwps556ElfBT0I3Rgjkr1wJU="})
 
 
-# =====================================================================================
-# Generic HTTP gateway
-# =====================================================================================
+def tw_refusal(id_: str, status: int, code: int, message: str, transient: bool) -> Refusal:
+    return Refusal(id_, tw_error(status, code, message), transient, message, str(code), status)
+
+
+def tw_check_auth(call: responses.Call) -> None:
+    expected = base64.b64encode(f"{TW_SID}:{SECRETS['twilio_token']}".encode()).decode()
+    assert call.request.headers["Authorization"] == f"Basic {expected}"
+
+
+def tw_check_send(call: responses.Call) -> None:
+    tw_check_auth(call)
+    assert form_of(call) == {
+        "To": ["+48500600700"],
+        "From": ["+15005550006"],
+        "Body": ["Hello"],
+        "StatusCallback": [CALLBACK],
+    }
+
+
+def tw_report(provider_id: str, raw: str) -> tuple[MultiDict, dict]:
+    form = {
+        "MessageSid": provider_id,
+        "MessageStatus": raw,
+        "SmsSid": provider_id,
+        "SmsStatus": raw,
+        "AccountSid": TW_SID,
+        "To": "+48500600700",
+        "ApiVersion": "2010-04-01",
+        "ErrorCode": "30008",  # in the report's error only where the message did not arrive
+    }
+    return MultiDict(form), {}
+
+
+TWILIO = Case(
+    cls=TwilioGateway,
+    config={
+        "account_sid": TW_SID,
+        "auth_token": SECRETS["twilio_token"],
+        "from_number": "+15005550006",
+    },
+    to="+48500600700",
+    text="Hello",
+    send=("POST", f"{TW_BASE}/Messages.json"),
+    accepted={"status": 201, "json": tw_message()},
+    provider_id=TW_MESSAGE_SID,
+    start_status=Q,
+    check_send=tw_check_send,
+    auth_error=tw_refusal("auth", 401, 20003, "Authenticate", False),
+    refusals=[
+        tw_refusal(
+            "invalid-number",
+            400,
+            21211,
+            "The 'To' number +4812 is not a valid phone number.",
+            False,
+        ),
+        tw_refusal("too-many-requests", 429, 20429, "Too Many Requests", True),
+        tw_refusal("too-many-requests-code", 400, 20429, "Too Many Requests", True),  # code alone
+        tw_refusal("server-error", 500, 20500, "Internal Server Error", True),
+        Refusal(
+            "failed-at-once",
+            {"status": 201, "json": tw_message("failed", error_code=30007, error_message="Spam")},
+            False,
+            "error 30007: Spam",
+        ),
+        Refusal("no-sid", {"status": 201, "json": tw_message(sid=None)}, False, "no sid"),
+    ],
+    secret=SECRETS["twilio_token"],
+    echo=lambda text: tw_error(401, 20003, text),
+    poll=lambda provider_id: ("GET", f"{TW_BASE}/Messages/{provider_id}.json"),
+    polls=[
+        Poll(TW_MESSAGE_SID, {"json": tw_message("delivered")}, D),
+        Poll(
+            TW_MESSAGE_SID,
+            {
+                "json": tw_message(
+                    "undelivered", error_code=30003, error_message="Unreachable destination handset"
+                )
+            },
+            U,
+            "error 30003: Unreachable destination handset",
+        ),
+    ],
+    check_poll=lambda call, provider_id: tw_check_auth(call),
+    poll_refusals=[
+        tw_refusal("not-found", 404, 20404, "The requested resource was not found", False)
+    ],
+    report=tw_report,
+    statuses=[
+        ("accepted", Q, None),
+        ("scheduled", Q, None),
+        ("queued", Q, None),
+        ("sending", Q, None),
+        ("sent", S, None),
+        ("delivered", D, None),
+        ("read", D, None),
+        ("undelivered", U, "error 30008: undelivered"),
+        ("partially_delivered", U, "error 30008: partially_delivered"),
+        ("failed", F, "error 30008: failed"),
+        ("canceled", F, "error 30008: canceled"),
+        ("Delivered", D, None),
+        ("something-new", Q, None),
+    ],
+    callback_ack="",
+    signs_callbacks=True,
+    bad_configs=[
+        (
+            {"account_sid": "AC1", "auth_token": SECRETS["twilio_token"]},
+            "from_number or messaging_service_sid",
+        ),
+        (
+            {"auth_token": SECRETS["twilio_token"], "from_number": "+1"},
+            "missing settings: account_sid",
+        ),
+        ({"account_sid": TW_SID, "from_number": "+1500"}, "missing settings: auth_token"),
+    ],
+    shown="+15005550006",
+    supports_client_ref=False,
+    dedupes=False,
+)
+
+
+# Generic HTTP gateway -----------------------------------------------------------------
 
 HTTP_URL = "https://sms.example.net/api/messages"
+HTTP_CONFIG = {
+    "url": HTTP_URL,
+    "to_param": "recipient",
+    "text_param": "message",
+    "ref_param": "client_id",
+    "callback_param": "dlr_url",
+    "extra_params": "route=premium, sender=SHOP",
+    "auth_value": SECRETS["http_auth"],
+    "idempotency_header": "Idempotency-Key",
+    "id_path": "data.messages[0].id",
+    "status_path": "data.messages[0].state",
+    "error_path": "error.message",
+    "status_map": "accepted=queued, submitted=sent, DELIVRD=delivered, UNDELIV=undelivered,"
+    " REJECTD=failed",
+    "poll_url": "https://sms.example.net/api/messages/{id}",
+    "callback_id_key": "msg.id",
+    "callback_status_key": "msg.state",
+    "callback_error_key": "msg.reason",
+}
 
 
-@responses.activate
-def test_http_form_params_and_idempotency_header() -> None:
-    gw = GenericHttpGateway(
-        {
-            "url": HTTP_URL,
-            "to_param": "recipient",
-            "text_param": "message",
-            "ref_param": "client_id",
-            "callback_param": "dlr_url",
-            "extra_params": "route=premium, sender=SHOP",
-            "auth_value": SECRETS["http_auth"],
-            "idempotency_header": "Idempotency-Key",
-            "id_path": "data.messages[0].id",
-            "status_path": "data.messages[0].state",
-            "status_map": "accepted=queued, submitted=sent",
-        }
-    )
-    responses.post(HTTP_URL, json={"data": {"messages": [{"id": 991, "state": "submitted"}]}})
-    result = gw.send(
-        "+48500600700", "Hi", client_ref=MESSAGE_ID, callback_url="https://app.example/dlr"
-    )
-    assert result.provider_id == "991"
-    assert result.status is DeliveryStatus.SENT
-    call = responses.calls[0]
+def http_message(state: str, **extra: Any) -> dict[str, Any]:
+    return {"json": {"data": {"messages": [{"state": state, **extra}]}}}
+
+
+def http_error(status: int, message: str) -> dict[str, Any]:
+    return {"status": status, "json": {"error": {"message": message}}}
+
+
+def http_check_send(call: responses.Call) -> None:
     assert call.request.headers["Authorization"] == SECRETS["http_auth"]
     assert call.request.headers["Idempotency-Key"] == MESSAGE_ID
     assert form_of(call) == {
         "recipient": ["+48500600700"],
         "message": ["Hi"],
         "client_id": [MESSAGE_ID],
-        "dlr_url": ["https://app.example/dlr"],
+        "dlr_url": [CALLBACK],
         "route": ["premium"],
         "sender": ["SHOP"],
     }
 
 
-@responses.activate
-def test_http_json_template() -> None:
-    gw = GenericHttpGateway(
-        {
-            "url": HTTP_URL,
-            "json_template": json.dumps(
-                {
-                    "to": ["{to_digits}"],
-                    "body": {"text": "{text}", "ref": "msg-{client_ref}"},
-                    "notify": "{callback_url}",
-                    "flash": False,
-                }
-            ),
-            "auth_header": "X-Api-Key",
-            "auth_value": SECRETS["http_auth"],
-            "id_path": "$.result.id",
-        }
-    )
-    responses.post(HTTP_URL, json={"result": {"id": "abc"}})
-    result = gw.send("+48500600700", 'Say "hi"', client_ref=MESSAGE_ID, callback_url=None)
-    assert result.provider_id == "abc"
-    assert result.status is DeliveryStatus.QUEUED
-    call = responses.calls[0]
-    assert call.request.headers["X-Api-Key"] == SECRETS["http_auth"]
-    assert json_of(call) == {
-        "to": ["48500600700"],
-        "body": {"text": 'Say "hi"', "ref": f"msg-{MESSAGE_ID}"},
-        "notify": "",
-        "flash": False,
-    }
+def http_check_poll(call: responses.Call, provider_id: str) -> None:
+    assert call.request.url == "https://sms.example.net/api/messages/" + quote(provider_id, "")
+    assert call.request.headers["Authorization"] == SECRETS["http_auth"]
+    assert "Idempotency-Key" not in call.request.headers
 
 
-@responses.activate
-def test_http_get_query() -> None:
-    gw = GenericHttpGateway({"url": HTTP_URL, "method": "get", "id_path": "id"})
-    responses.get(HTTP_URL, json={"id": 7})
-    gw.send("+48500600700", "Hi there", client_ref=MESSAGE_ID, callback_url=None)
-    assert "to=%2B48500600700" in responses.calls[0].request.url
-    assert "text=Hi+there" in responses.calls[0].request.url
-
-
-@responses.activate
-def test_http_errors(caplog: pytest.LogCaptureFixture) -> None:
-    gw = GenericHttpGateway(
-        {"url": HTTP_URL, "auth_value": SECRETS["http_auth"], "error_path": "error.message"}
-    )
-    responses.post(HTTP_URL, status=401, json={"error": {"message": "invalid api key"}})
-    expect_error(
-        lambda: gw.send("+48500600700", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=False,
-        caplog=caplog,
-        match="invalid api key",
-    )
-    responses.replace(
-        responses.POST, HTTP_URL, status=200, json={"error": {"message": "bad number"}}
-    )
-    expect_error(
-        lambda: gw.send("+48500600700", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=False,
-        caplog=caplog,
-        match="bad number",
-    )
-    responses.replace(responses.POST, HTTP_URL, status=502, body="bad gateway")
-    expect_error(
-        lambda: gw.send("+48500600700", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=True,
-        caplog=caplog,
-    )
-    responses.replace(responses.POST, HTTP_URL, body=requests.ConnectTimeout())
-    expect_error(
-        lambda: gw.send("+48500600700", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=True,
-        caplog=caplog,
-    )
-    responses.replace(responses.POST, HTTP_URL, json={"ok": True})
-    expect_error(
-        lambda: gw.send("+48500600700", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=False,
-        caplog=caplog,
-        match="no message id",
-    )
-
-
-@responses.activate
-def test_http_echoed_secret_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
-    gw = GenericHttpGateway({"url": HTTP_URL, "auth_value": SECRETS["http_auth"]})
-    responses.post(HTTP_URL, status=403, body=f"key {SECRETS['http_auth']} is revoked")
-    err = expect_error(
-        lambda: gw.send("+48500600700", "x", client_ref=MESSAGE_ID, callback_url=None),
-        transient=False,
-        caplog=caplog,
-        match="is revoked",
-    )
-    assert "***" in str(err)
-
-
-@responses.activate
-def test_http_poll_and_callback() -> None:
-    gw = GenericHttpGateway(
-        {
-            "url": HTTP_URL,
-            "poll_url": "https://sms.example.net/api/messages/{id}",
-            "status_path": "state",
-            "status_map": '{"DELIVRD": "delivered", "UNDELIV": "undelivered", "ENROUTE": "sent"}',
-            "callback_id_key": "msg.id",
-            "callback_status_key": "msg.state",
-            "callback_error_key": "msg.reason",
-        }
-    )
-    responses.get("https://sms.example.net/api/messages/m%2F1", json={"state": "DELIVRD"})
-    assert gw.poll("m/1").status is DeliveryStatus.DELIVERED
-    reports = gw.parse_callback({"msg": {"id": "m1", "state": "UNDELIV", "reason": "absent"}}, {})
-    assert [(r.provider_id, r.status, r.error) for r in reports] == [
-        ("m1", DeliveryStatus.UNDELIVERED, "absent")
-    ]
-    assert gw.parse_callback({}, {}) == []
-
-
-def test_http_poll_without_url(caplog: pytest.LogCaptureFixture) -> None:
-    gw = GenericHttpGateway({"url": HTTP_URL})
-    expect_error(lambda: gw.poll("x"), transient=False, caplog=caplog, match="poll_url")
-
-
-def test_http_callback_from_query_string() -> None:
-    gw = GenericHttpGateway({"url": HTTP_URL})
-    reports = gw.parse_callback(MultiDict(), {"id": "q1", "status": "delivered"})
-    assert [(r.provider_id, r.status) for r in reports] == [("q1", DeliveryStatus.DELIVERED)]
-
-
-@pytest.mark.parametrize(
-    ("config", "match"),
-    [
+HTTP = Case(
+    cls=GenericHttpGateway,
+    config=HTTP_CONFIG,
+    to="+48500600700",
+    text="Hi",
+    send=("POST", HTTP_URL),
+    accepted=http_message("submitted", id=991),
+    provider_id="991",
+    start_status=S,
+    check_send=http_check_send,
+    auth_error=Refusal(
+        "auth", http_error(401, "invalid api key"), False, "invalid api key", None, 401
+    ),
+    refusals=[
+        Refusal("error-in-ok-reply", http_error(200, "bad number"), False, "bad number", None, 200),
+        Refusal(
+            "error-page", {"status": 400, "body": "bad request"}, False, "HTTP 400: bad request"
+        ),
+        Refusal("request-timeout", {"status": 408, "body": "timeout"}, True, "HTTP 408", None, 408),
+        Refusal("failed", http_message("REJECTD", id=5), False, "reports the message failed"),
+        Refusal("no-id", {"json": {"ok": True}}, False, "no message id"),
+    ],
+    secret=SECRETS["http_auth"],
+    echo=lambda text: {"status": 403, "body": text},
+    poll=lambda provider_id: (
+        "GET",
+        "https://sms.example.net/api/messages/" + quote(provider_id, safe=""),
+    ),
+    polls=[
+        Poll("m/1", http_message("DELIVRD"), D),
+        Poll("m2", http_message("UNDELIV"), U, "UNDELIV"),
+        Poll("m3", http_message("enroute"), S),  # unknown words read as sent
+    ],
+    check_poll=http_check_poll,
+    poll_refusals=[
+        Refusal(
+            "not-found", http_error(404, "no such message"), False, "no such message", None, 404
+        ),
+        Refusal("no-status", {"json": {"data": {}}}, False, "no status"),
+    ],
+    report=lambda provider_id, raw: ({"msg": {"id": provider_id, "state": raw}}, {}),
+    statuses=[
+        ("accepted", Q, None),
+        ("submitted", S, None),
+        ("DELIVRD", D, None),
+        ("UNDELIV", U, "UNDELIV"),
+        ("REJECTD", F, "REJECTD"),
+        ("delivered", D, None),  # the portal's own words need no mapping
+        ("failed", F, "failed"),
+        ("enroute", S, None),
+    ],
+    callback_ack="OK",
+    signs_callbacks=False,
+    bad_configs=[
+        ({}, "missing settings: url"),
         ({"url": "ftp://x"}, "http:// or https://"),
-        ({"url": HTTP_URL, "method": "DELETE"}, "method"),
+        ({"url": HTTP_URL, "auth_value": SECRETS["http_auth"], "method": "DELETE"}, "method"),
         ({"url": HTTP_URL, "body_format": "xml"}, "body_format"),
-        ({"url": HTTP_URL, "json_template": "{nope"}, "json_template is not valid JSON"),
+        (
+            {"url": HTTP_URL, "auth_value": SECRETS["http_auth"], "json_template": "{nope"},
+            "json_template is not valid JSON",
+        ),
         ({"url": HTTP_URL, "status_map": "ok=great"}, "not one of"),
         ({"url": HTTP_URL, "extra_params": "novalue"}, "not key=value"),
     ],
+    shown=HTTP_URL,
+    supports_client_ref=True,
+    dedupes=True,  # the idempotency header carries the portal's id
 )
-def test_http_bad_settings(config: dict, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        GenericHttpGateway(config)
+
+CASES = [SERWERSMS, SMSRU, TWILIO, HTTP]
 
 
-# --- a retried send ----------------------------------------------------------------------
+def per_gateway(
+    items: Callable[[Case], list[tuple[str, Any]]] | None = None,
+) -> pytest.MarkDecorator:
+    """Parametrize a test over the gateways (``case``), or over every gateway's ``items``
+    (``case``, ``item``): ``items(case)`` gives (label, item) pairs."""
+    if items is None:
+        return pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES])
+    params = [
+        pytest.param(c, item, id=f"{c.name}-{label}") for c in CASES for label, item in items(c)
+    ]
+    return pytest.mark.parametrize(("case", "item"), params)
+
+
+def expect_refusal(
+    case: Case, refusal: Refusal, call: Callable[[], Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """``call`` raises the GatewayError ``refusal`` describes, with no secret anywhere."""
+    err = expect_error(call, transient=refusal.transient, caplog=caplog, match=refusal.match)
+    assert err.gateway == case.name
+    assert refusal.code is None or err.code == refusal.code
+    assert refusal.http_status is None or err.http_status == refusal.http_status
+
+
+def add(method_url: tuple[str, str], reply: Mapping[str, Any]) -> None:
+    """Have ``responses`` answer ``reply`` to the request ``method_url``."""
+    method, url = method_url
+    responses.add(method, url, **reply)
+
+
+def send(case: Case) -> SendResult:
+    """Send the case's message, as the provider does: the portal's id and a callback URL."""
+    return case.gateway().send(case.to, case.text, client_ref=MESSAGE_ID, callback_url=CALLBACK)
+
+
+# --- registry and settings -------------------------------------------------------------
+
+
+def test_registry_and_factory() -> None:
+    assert list(GATEWAYS) == [c.name for c in CASES]  # the settings page's order
+    assert [GATEWAYS[c.name] for c in CASES] == [c.cls for c in CASES]
+    gw = gateway_for("smsru", {"api_id": SECRETS["smsru_api_id"]})
+    assert isinstance(gw, SmsRuGateway)
+    with pytest.raises(ValueError, match="unknown SMS gateway 'nope'"):
+        gateway_for("nope", {})
+
+
+def test_delivery_status_values_are_the_portals() -> None:
+    assert [s.value for s in DeliveryStatus] == [
+        "queued",
+        "sent",
+        "delivered",
+        "undelivered",
+        "failed",
+    ]
+    assert DeliveryStatus.DELIVERED.final and not DeliveryStatus.SENT.final
+    assert DeliveryStatus.UNDELIVERED.final and DeliveryStatus.FAILED.final
+    assert not DeliveryStatus.QUEUED.final
+
+
+@pytest.mark.parametrize("cls", list(GATEWAYS.values()))
+def test_every_gateway_describes_its_settings(cls: type[Gateway]) -> None:
+    names = [f.name for f in cls.fields]
+    assert len(names) == len(set(names))
+    assert all(f.label for f in cls.fields)
+    assert any(f.secret for f in cls.fields)  # somewhere to keep the credential
+
+
+@per_gateway()
+def test_factory_builds_the_gateway(case: Case) -> None:
+    gw = gateway_for(case.name, case.config, timeout=3)
+    assert type(gw) is case.cls
+    assert gw.timeout == 3
+    assert gw.supports_client_ref is case.supports_client_ref
+    assert gw.dedupes_by_client_ref() is case.dedupes
+
+
+@per_gateway(lambda c: [(str(i), bad) for i, bad in enumerate(c.bad_configs)])
+def test_bad_settings_name_fields_never_secrets(case: Case, item: tuple[dict, str]) -> None:
+    config, match = item
+    with pytest.raises(ValueError, match=match) as info:
+        case.cls(config)
+    assert_no_secret(str(info.value))
+
+
+@per_gateway()
+def test_repr_hides_secrets(case: Case) -> None:
+    shown = repr(case.gateway())
+    assert_no_secret(shown)
+    assert "***" in shown
+    assert case.shown in shown
+
+
+# --- sending ---------------------------------------------------------------------------
 
 
 @responses.activate
-def test_retry_after_timeout_reuses_the_same_client_ref(serwersms: SerwerSmsGateway) -> None:
-    """The job retries a transient failure; the gateway sees the same own id both times."""
-    responses.post(SWS_SEND, body=requests.ReadTimeout())
-    with pytest.raises(GatewayError) as info:
-        serwersms.send("+48500600700", "x", client_ref=MESSAGE_ID, callback_url=None)
-    assert info.value.transient
-    responses.replace(responses.POST, SWS_SEND, json=sws_queued("r1"))
-    assert (
-        serwersms.send("+48500600700", "x", client_ref=MESSAGE_ID, callback_url=None).provider_id
-        == "r1"
-    )
-    assert [json_of(c)["unique_id"] for c in responses.calls] == [MESSAGE_ID, MESSAGE_ID]
+@per_gateway()
+def test_send_accepted(case: Case) -> None:
+    add(case.send, case.accepted)
+    result = send(case)
+    assert result.provider_id == case.provider_id
+    assert result.status is case.start_status
+    assert len(responses.calls) == 1
+    case.check_send(responses.calls[0])
+    assert_no_secret(json.dumps(result.raw, ensure_ascii=False))
 
 
-def test_successful_send_logs_without_secrets_or_full_number(
-    caplog: pytest.LogCaptureFixture,
+@responses.activate
+@per_gateway()
+def test_secret_echoed_in_an_accepted_reply_is_redacted_from_raw(case: Case) -> None:
+    reply = dict(case.accepted)
+    reply["json"] = {**reply["json"], "echo": f"key {case.secret}"}
+    add(case.send, reply)
+    raw = json.dumps(send(case).raw, ensure_ascii=False)
+    assert_no_secret(raw)
+    assert "key ***" in raw
+
+
+@per_gateway()
+def test_accepted_send_is_logged_without_secrets_number_or_text(
+    case: Case, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     with responses.RequestsMock() as rsps:
-        rsps.post(
-            SMSRU_SEND,
-            json={
-                "status": "OK",
-                "status_code": 100,
-                "sms": {"79123456789": {"status": "OK", "status_code": 100, "sms_id": "l-1"}},
-            },
-        )
-        SmsRuGateway({"api_id": SECRETS["smsru_api_id"]}).send(
-            "+79123456789", "secret text", client_ref=MESSAGE_ID, callback_url=None
-        )
-    assert "l-1" in caplog.text and MESSAGE_ID in caplog.text
-    assert "79123456789" not in caplog.text
-    assert "secret text" not in caplog.text
+        rsps.add(*case.send, **case.accepted)
+        send(case)
+    assert case.provider_id in caplog.text and MESSAGE_ID in caplog.text
+    assert case.to.lstrip("+") not in caplog.text
+    assert case.text not in caplog.text
     assert_no_secret(caplog.text)
+
+
+@responses.activate
+@per_gateway()
+def test_auth_error_is_permanent(case: Case, caplog: pytest.LogCaptureFixture) -> None:
+    assert case.auth_error.transient is False
+    add(case.send, case.auth_error.reply)
+    expect_refusal(case, case.auth_error, lambda: send(case), caplog)
+
+
+@responses.activate
+@per_gateway(lambda c: [(r.id, r) for r in c.refusals])
+def test_send_refused(case: Case, item: Refusal, caplog: pytest.LogCaptureFixture) -> None:
+    add(case.send, item.reply)
+    expect_refusal(case, item, lambda: send(case), caplog)
+
+
+@responses.activate
+@per_gateway()
+def test_secret_echoed_in_an_error_is_redacted(
+    case: Case, caplog: pytest.LogCaptureFixture
+) -> None:
+    add(case.send, case.echo(f"key {case.secret} is revoked"))
+    err = expect_error(
+        lambda: send(case), transient=False, caplog=caplog, match="key *** is revoked"
+    )
+    assert "***" in err.message
+
+
+@responses.activate
+@per_gateway(lambda c: [(str(s), s) for s in (500, 502, 503, 429)])
+def test_server_errors_are_transient(
+    case: Case, item: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    add(case.send, {"status": item, "body": "<html>Bad Gateway</html>"})
+    err = expect_error(lambda: send(case), transient=True, caplog=caplog)
+    assert err.http_status == item
+
+
+@responses.activate
+@per_gateway(lambda c: [(str(s), s) for s in (200, 201)])
+def test_a_reply_that_is_not_json_is_permanent(
+    case: Case, item: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    add(case.send, {"status": item, "body": "<html>maintenance</html>"})
+    err = expect_error(lambda: send(case), transient=False, caplog=caplog, match="not JSON")
+    assert err.http_status == item
+
+
+NETWORK_FAILURES = [
+    # what went wrong, the error text, whether the gateway may have got the message
+    ("connect-timeout", (requests.ConnectTimeout("timed out"), "no answer within 10s", False)),
+    ("read-timeout", (requests.ReadTimeout("read timed out"), "no answer within 10s", True)),
+    ("refused", (requests.ConnectionError("refused"), "network error", None)),
+    ("reset", (requests.ConnectionError("reset"), "network error: ConnectionError: reset", None)),
+]
+
+
+@responses.activate
+@per_gateway(lambda c: NETWORK_FAILURES)
+def test_network_failures_are_transient(
+    case: Case, item: tuple[Exception, str, bool | None], caplog: pytest.LogCaptureFixture
+) -> None:
+    exc, match, maybe_sent = item
+    add(case.send, {"body": exc})
+    err = expect_error(lambda: send(case), transient=True, caplog=caplog, match=match)
+    assert maybe_sent is None or err.maybe_sent is maybe_sent
+
+
+# --- polling ---------------------------------------------------------------------------
+
+
+@responses.activate
+@per_gateway(lambda c: [(f"{i}-{p.status}", p) for i, p in enumerate(c.polls)])
+def test_poll(case: Case, item: Poll) -> None:
+    add(case.poll(item.provider_id), item.reply)
+    report = case.gateway().poll(item.provider_id)
+    assert (report.provider_id, report.status, report.error) == (
+        item.provider_id,
+        item.status,
+        item.error,
+    )
+    assert len(responses.calls) == 1
+    case.check_poll(responses.calls[0], item.provider_id)
+
+
+@responses.activate
+@per_gateway(lambda c: [(r.id, r) for r in c.poll_refusals])
+def test_poll_refused(case: Case, item: Refusal, caplog: pytest.LogCaptureFixture) -> None:
+    add(case.poll("nope"), item.reply)
+    expect_refusal(case, item, lambda: case.gateway().poll("nope"), caplog)
+
+
+@responses.activate
+@per_gateway()
+def test_poll_when_the_gateway_is_down(case: Case, caplog: pytest.LogCaptureFixture) -> None:
+    add(case.poll("x1"), {"status": 503, "body": "Service Unavailable"})
+    err = expect_error(lambda: case.gateway().poll("x1"), transient=True, caplog=caplog)
+    assert err.http_status == 503
+    responses.replace(*case.poll("x1"), body=requests.ReadTimeout())
+    expect_error(
+        lambda: case.gateway().poll("x1"), transient=True, caplog=caplog, match="no answer"
+    )
+
+
+# --- delivery reports ------------------------------------------------------------------
+
+
+@per_gateway(lambda c: [(raw, (raw, status, error)) for raw, status, error in c.statuses])
+def test_delivery_report_status_mapping(
+    case: Case, item: tuple[str, DeliveryStatus | None, str | None]
+) -> None:
+    raw, status, error = item
+    reports = case.gateway().parse_callback(*case.report("msg-1", raw))
+    if status is None:
+        assert reports == []
+    else:
+        assert [(r.provider_id, r.status, r.error) for r in reports] == [("msg-1", status, error)]
+
+
+@per_gateway()
+def test_callback_without_a_report(case: Case) -> None:
+    gw = case.gateway()
+    assert gw.parse_callback({}, {}) == []
+    assert gw.parse_callback(MultiDict(), {"foo": "bar"}) == []
+    assert gw.parse_callback(MultiDict({"foo": "bar"}), {}) == []
+
+
+@per_gateway()
+def test_callback_ack(case: Case) -> None:
+    assert case.gateway().callback_ack == case.callback_ack
+
+
+@per_gateway()
+def test_verify_callback(case: Case) -> None:
+    gw = case.gateway()
+    form, _ = case.report("msg-1", "delivered")
+    if case.signs_callbacks:
+        assert not gw.verify_callback(CALLBACK, form, {})
+        assert not gw.verify_callback(CALLBACK, form, {"X-Twilio-Signature": "forged"})
+    else:
+        assert gw.verify_callback(CALLBACK, form, {})  # nothing to check: accepted
