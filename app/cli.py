@@ -108,7 +108,7 @@ def command_line(build: Build) -> click.Group:
             args = inputs if "call" in inputs else {"call": inputs}  # rows of older versions
             if "auth" not in args["call"]:
                 continue
-            s.enqueue("event", run["member_id"], args)
+            jobs.enqueue(s, "event", run["member_id"], args)
             s.store.set_run_status(run["id"], "replayed")
             events += 1
         requeued = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from app.calendar import Clock, PortalCalendar
 from app.payloads import DocumentId, read_form
@@ -19,7 +19,6 @@ from app.store import Store
 if TYPE_CHECKING:  # pragma: no cover
     from app.bitrix import PortalClient
     from app.payloads import Auth
-    from app.services import Services
     from app.store import Installation
 
 # The portal setting the calendar is read from: {"timezone": "Europe/Warsaw", "country": "PL"}
@@ -41,6 +40,20 @@ class PortalSettings:
         self._store.set_setting(self.member_id, key, value)
 
 
+class Runtime(Protocol):
+    """What a context asks of the process it runs in (app.jobs provides it)."""
+
+    def url(self, path: str) -> str: ...
+
+    def enqueue(self, job: str, member_id: str, args: dict[str, Any], *, key: str) -> bool: ...
+
+    def release(self, key: str) -> None: ...
+
+    def verify(self, auth: Auth) -> Installation: ...
+
+    def installed(self, member_id: str) -> bool: ...
+
+
 def portal_calendar(settings: PortalSettings) -> PortalCalendar:
     """The portal's calendar: its time zone, working days and public holidays."""
     conf = settings.get(CALENDAR_SETTING, {}) or {}
@@ -59,7 +72,7 @@ class Context:
     clock: Clock
     log: logging.LoggerAdapter
     store: Store = field(repr=False)  # for capabilities' own tables; robots call capabilities
-    _services: Services = field(repr=False)
+    _runtime: Runtime = field(repr=False)
 
     @property
     def calendar(self) -> PortalCalendar:
@@ -67,18 +80,18 @@ class Context:
 
     def url(self, path: str) -> str:
         """The public URL of one of the app's endpoints."""
-        return self._services.settings.url(path)
+        return self._runtime.url(path)
 
     def sign(self, message: str) -> str:
         return self.store.box.sign(message)
 
     def enqueue(self, job: str, *, key: str, **args: Any) -> bool:
         """Queue a capability's job for this portal once per ``key`` (True when queued)."""
-        return self._services.enqueue(job, self.member_id, args, key=key)
+        return self._runtime.enqueue(job, self.member_id, args, key=key)
 
     def release(self, key: str) -> None:
         """Let ``key`` be queued again (a job that gave up and may be asked again later)."""
-        self._services.release(key)
+        self._runtime.release(key)
 
     def derive(self, kind: type[C], **own: Any) -> C:
         """This context as another kind (a robot's context inside the robot job)."""
@@ -142,10 +155,10 @@ class EventContext(JobContext):
 class Web:
     """What a capability's HTTP view receives (see ``app.registry.Route``)."""
 
-    def __init__(self, services: Services) -> None:
-        self._services = services
-        self.store: Store = services.store
-        self.clock: Clock = services.clock
+    def __init__(self, runtime: Runtime, store: Store, clock: Clock) -> None:
+        self._runtime = runtime
+        self.store = store
+        self.clock = clock
 
     def form(self) -> dict[str, Any]:
         """The POSTed form, re-nested (PHP bracket keys); BadRequest when unreadable."""
@@ -153,14 +166,14 @@ class Web:
 
     def verify(self, auth: Auth) -> Installation:
         """The installation a callback claims to come from, or Unauthorized."""
-        return self._services.verify(auth)
+        return self._runtime.verify(auth)
 
     def installed(self, member_id: str) -> bool:
-        return self._services.installations.get(member_id) is not None
+        return self._runtime.installed(member_id)
 
     def enqueue(self, job: str, member_id: str, *, key: str, **args: Any) -> bool:
         """Queue a capability's job once per ``key`` (True when queued)."""
-        return self._services.enqueue(job, member_id, args, key=key)
+        return self._runtime.enqueue(job, member_id, args, key=key)
 
     def url(self, path: str) -> str:
-        return self._services.settings.url(path)
+        return self._runtime.url(path)

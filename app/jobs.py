@@ -8,22 +8,35 @@ run. Jobs are plain functions ``job(ctx, **args)``; none touches RQ.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, TypeVar
 
-from rq import get_current_job
+from redis.exceptions import RedisError
+from rq import Retry, get_current_job
 
-from app.context import EventContext, JobContext, RobotContext, RunRecord
+from app.context import (
+    Context,
+    EventContext,
+    JobContext,
+    PortalSettings,
+    RobotContext,
+    RunRecord,
+    Web,
+)
 from app.errors import AppError, AuthFailed, PortalError, RobotFailed, transient
-from app.payloads import RobotCall, event_call_from_dict, robot_call_from_dict
+from app.payloads import Auth, RobotCall, event_call_from_dict, robot_call_from_dict
 from app.registry import BULK, EVENTS, ROBOTS, Catalogue, Job
-
-if TYPE_CHECKING:  # pragma: no cover
-    from app.services import Services
+from app.services import Services
+from app.store import Installation
 
 log = logging.getLogger(__name__)
+C = TypeVar("C", bound=Context)
+DEDUPE_TTL = 7 * 86400
 RUNNER = "app.jobs.run"  # the one function RQ runs
+REGISTRATIONS = "registrations"  # portal setting: fingerprints of what sync last registered
 
 _current: Services | None = None
 
@@ -59,6 +72,109 @@ def job_spec(catalogue: Catalogue, name: str) -> Job:
     return spec
 
 
+# Queueing and contexts ----------------------------------------------------------------------
+
+
+def enqueue(
+    s: Services,
+    job: str,
+    member_id: str,
+    args: dict[str, Any],
+    *,
+    key: str = "",
+    retry: tuple[int, ...] | None = None,
+    description: str = "",
+    at: datetime | None = None,
+) -> bool:
+    """Queue ``job`` (the app's own, or a capability's from the catalogue) for one portal.
+
+    With a ``key`` the job is queued once: a key seen before (a portal resending, a
+    replayer) queues nothing and answers False. ``retry`` overrides the job's own waits.
+    RQ keeps and logs the ``description``, not the arguments (which may hold event tokens
+    and personal data).
+    """
+    spec = job_spec(s.catalogue, job)
+    waits = spec.retry if retry is None else retry
+    options: dict[str, Any] = {
+        "job_id": job_id(job, key) if key else None,
+        "retry": Retry(max=len(waits), interval=list(waits)) if waits else None,
+        "failure_ttl": 7 * 86400,
+        "description": description or f"{job} for {member_id}",
+    }
+    if key and not s.redis.set(f"seen:{key}", 1, nx=True, ex=DEDUPE_TTL):
+        return False
+    q = s.queue(spec.queue)
+    try:
+        with s.redis.pipeline() as pipe:
+            if at is not None:
+                q.enqueue_at(at, RUNNER, job, member_id, args, key, pipeline=pipe, **options)
+            else:
+                q.enqueue(RUNNER, job, member_id, args, key, pipeline=pipe, **options)
+            pipe.execute()
+    except RedisError:
+        if key:
+            s.redis.delete(f"seen:{key}")
+        raise
+    return True
+
+
+def job_id(job: str, key: str) -> str:
+    """An RQ job id for a key (letters, digits, ``_`` and ``-`` only)."""
+    return f"{job.replace('.', '_')}-{hashlib.sha256(key.encode()).hexdigest()[:40]}"
+
+
+class AppRuntime:
+    """What contexts and views ask of this process (``app.context.Runtime``)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def url(self, path: str) -> str:
+        return self.services.settings.url(path)
+
+    def enqueue(self, job: str, member_id: str, args: dict[str, Any], *, key: str) -> bool:
+        return enqueue(self.services, job, member_id, args, key=key)
+
+    def release(self, key: str) -> None:
+        """Forget that ``key`` was queued, so that it may be queued again."""
+        self.services.redis.delete(f"seen:{key}")
+
+    def verify(self, auth: Auth) -> Installation:
+        return self.services.verify(auth)
+
+    def installed(self, member_id: str) -> bool:
+        return self.services.installations.get(member_id) is not None
+
+
+def context(s: Services, member_id: str, kind: type[C] = JobContext, **own: Any) -> C:  # type: ignore[assignment]
+    """A robot's, job's or page's context for one portal; ``name`` names the run in logs,
+    ``own`` fills the kind's own fields."""
+    name = own.pop("name", "")
+    logger = logging.LoggerAdapter(log, {"member_id": member_id, "run": name})
+    return kind(
+        member_id=member_id,
+        portal=s.portal(member_id),
+        settings=PortalSettings(s.store, member_id),
+        clock=s.clock,
+        log=logger,
+        store=s.store,
+        _runtime=AppRuntime(s),
+        **own,
+    )
+
+
+def web(s: Services) -> Web:
+    """What a capability's view receives."""
+    return Web(AppRuntime(s), s.store, s.clock)
+
+
+def _services(ctx: Context) -> Services:
+    """The services behind a context: for the app's own jobs below, not for capabilities."""
+    runtime = ctx._runtime
+    assert isinstance(runtime, AppRuntime)
+    return runtime.services
+
+
 # The runner --------------------------------------------------------------------------------
 
 
@@ -88,7 +204,7 @@ def execute(
     record = RunRecord(
         spec.run_kind, job, key=key, inputs=args, attempt=attempt, started_at=time.time()
     )
-    ctx = s.context(member_id, JobContext, name=job, will_retry=will_retry, run=record)
+    ctx = context(s, member_id, JobContext, name=job, will_retry=will_retry, run=record)
     try:
         result = spec.run(ctx, **args)
     except Exception as exc:
@@ -144,7 +260,7 @@ def write_run(
 
 def run_robot(ctx: JobContext, call: dict[str, Any]) -> dict[str, Any] | None:
     """Run one robot call and answer its workflow (also when the robot fails)."""
-    s: Services = ctx._services
+    s = _services(ctx)
     rc = robot_call_from_dict(call)
     record = ctx.run
     record.kind, record.name, record.key = "robot", rc.code, rc.dedupe_key
@@ -225,7 +341,7 @@ def _wire(value: Any) -> Any:
 
 def handle_event(ctx: JobContext, call: dict[str, Any]) -> dict[str, Any]:
     """Run every handler the catalogue has for the event."""
-    s: Services = ctx._services
+    s = _services(ctx)
     ec = event_call_from_dict(call)
     record = ctx.run
     record.kind, record.name, record.key = "event", ec.event, ec.dedupe_key
@@ -250,7 +366,7 @@ def install_portal(ctx: JobContext, sealed: str) -> str:
     """
     from app.oauth import exchange_refresh_token
 
-    s: Services = ctx._services
+    s = _services(ctx)
     data = s.store.box.decrypt_json(sealed)
     ctx.run.inputs = None  # the sealed tokens stay out of the run history
     member_id = data["member_id"]
@@ -282,11 +398,13 @@ def install_portal(ctx: JobContext, sealed: str) -> str:
 
 def sync_portal(ctx: JobContext) -> dict[str, Any]:
     """Bring one portal's registrations in line with the catalogue."""
-    s: Services = ctx._services
+    s = _services(ctx)
     installation = s.store.installation(ctx.member_id)
     if installation is None or s.installer is None:
         raise AppError(f"portal {ctx.member_id} is not installed")
-    report = s.installer(ctx.portal, s.catalogue, s.settings, installation.language)
+    previous = ctx.settings.get(REGISTRATIONS) or {}
+    report = s.installer(ctx.portal, s.catalogue, s.settings, installation.language, previous)
+    ctx.settings.set(REGISTRATIONS, report.pop("fingerprints", {}))
     s.store.mark_synced(ctx.member_id)
     return report
 
@@ -296,19 +414,19 @@ def sync_portal(ctx: JobContext) -> dict[str, Any]:
 
 def fan_out(ctx: JobContext, schedule: str) -> int:
     """One job per installed portal (so one slow portal delays no other)."""
-    s: Services = ctx._services
+    s = _services(ctx)
     if schedule not in s.catalogue.schedules:
         raise AppError(f"unknown schedule {schedule}")
     ctx.run.keep = False
     portals = s.store.installations()
     for inst in portals:
-        s.enqueue("schedule", inst.member_id, {"schedule": schedule})
+        enqueue(s, "schedule", inst.member_id, {"schedule": schedule})
     return len(portals)
 
 
 def run_schedule(ctx: JobContext, schedule: str) -> dict[str, Any]:
     """Run one schedule for one portal."""
-    s: Services = ctx._services
+    s = _services(ctx)
     ctx.run.kind, ctx.run.name, ctx.run.inputs = "schedule", schedule, None
     if schedule not in s.catalogue.schedules:
         raise AppError(f"unknown schedule {schedule}")

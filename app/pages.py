@@ -24,6 +24,7 @@ from flask import Flask, Response, render_template, request
 from flask_babel import Babel
 from flask_babel import gettext as _
 
+from app import jobs
 from app.context import Context
 from app.errors import AppError, PortalError
 from app.registry import Section
@@ -111,7 +112,8 @@ def settings_view(s: Services) -> Response:
             return _render(s, member_id, ("", _("Unknown action.")), error=True, status=400)
         section, change = actions[action]
         try:
-            said = change(s.context(member_id, Context, name=f"settings:{action}"), form)
+            ctx = jobs.context(s, member_id, Context, name=f"settings:{action}")
+            said = change(ctx, form)
         except (ValueError, AppError) as exc:
             return _render(s, member_id, (section.key, str(exc)), error=True, status=400)
         return _render(s, member_id, (section.key, said))
@@ -147,7 +149,7 @@ def _render(
 ) -> Response:
     """The whole page; ``note`` is (section, text) shown at the top of that section."""
     page = Page(member_id, form_token(s, member_id), page_language(), *note, error=error)
-    ctx = s.context(member_id, Context, name="settings")
+    ctx = jobs.context(s, member_id, Context, name="settings")
     sections = [(section, section.view(ctx)) for section in s.catalogue.sections]
     body = render_template("settings.html", page=page, sections=sections)
     return Response(body, status=status, mimetype="text/html")

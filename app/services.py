@@ -1,39 +1,33 @@
-"""The process-wide services a request or a job needs, built once by the composition root.
+"""The process-wide services a request or a job needs, built once by the composition root:
+the settings, the catalogue, the store, Redis and its queues, the portal clients.
 
 A web process reaches them through its Flask app (``app.web``), a job through the runner
-(``app.jobs``); nothing else reaches for them: robots and capabilities get a context.
+(``app.jobs``, which also queues jobs and builds contexts); nothing else reaches for them:
+robots and capabilities get a context.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any
 
 from redis import Redis
-from redis.exceptions import RedisError
-from rq import Queue, Retry
+from rq import Queue
 
 from app.bitrix import PortalClient, UserToken
 from app.calendar import Clock, SystemClock
-from app.context import Context, JobContext, PortalSettings
 from app.errors import Unauthorized
-from app.jobs import RUNNER, job_spec
 from app.payloads import Auth
 from app.registry import Catalogue
 from app.settings import Settings
 from app.store import Installation, Store
 
-log = logging.getLogger(__name__)
-C = TypeVar("C", bound=Context)
-DEDUPE_TTL = 7 * 86400
-Installer = Callable[[PortalClient, Catalogue, Settings, str], dict[str, Any]]
+# (portal, catalogue, settings, language, fingerprints of the last sync) -> report
+Installer = Callable[[PortalClient, Catalogue, Settings, str, dict[str, str]], dict[str, Any]]
 
 
 @dataclass
@@ -64,54 +58,6 @@ class Services:
         if name not in self._queues:
             self._queues[name] = Queue(name, connection=self.redis)
         return self._queues[name]
-
-    # queueing -------------------------------------------------------------------------
-    def enqueue(
-        self,
-        job: str,
-        member_id: str,
-        args: dict[str, Any],
-        *,
-        key: str = "",
-        retry: tuple[int, ...] | None = None,
-        description: str = "",
-        at: datetime | None = None,
-        queue: str | None = None,
-    ) -> bool:
-        """Queue ``job`` (a name from the catalogue or app.jobs) for one portal.
-
-        With a ``key`` the job is queued once: a key seen before (a portal resending, a
-        replayer) queues nothing and answers False. ``retry`` overrides the job's own
-        waits. RQ keeps and logs the ``description``, not the arguments (which may hold
-        event tokens and personal data).
-        """
-        spec = job_spec(self.catalogue, job)
-        waits = spec.retry if retry is None else retry
-        options: dict[str, Any] = {
-            "job_id": job_id(job, key) if key else None,
-            "retry": Retry(max=len(waits), interval=list(waits)) if waits else None,
-            "failure_ttl": 7 * 86400,
-            "description": description or f"{job} for {member_id}",
-        }
-        if key and not self.redis.set(f"seen:{key}", 1, nx=True, ex=DEDUPE_TTL):
-            return False
-        q = self.queue(queue or spec.queue)
-        try:
-            with self.redis.pipeline() as pipe:
-                if at is not None:
-                    q.enqueue_at(at, RUNNER, job, member_id, args, key, pipeline=pipe, **options)
-                else:
-                    q.enqueue(RUNNER, job, member_id, args, key, pipeline=pipe, **options)
-                pipe.execute()
-        except RedisError:
-            if key:
-                self.redis.delete(f"seen:{key}")
-            raise
-        return True
-
-    def release(self, key: str) -> None:
-        """Forget that ``key`` was queued, so that it may be queued again."""
-        self.redis.delete(f"seen:{key}")
 
     # portals --------------------------------------------------------------------------
     def verify(self, auth: Auth) -> Installation:
@@ -145,27 +91,6 @@ class Services:
             redis=self.redis,
             retry_delays=self.settings.portal_retry_delays[:2],
         )
-
-    def context(self, member_id: str, kind: type[C] = JobContext, **own: Any) -> C:  # type: ignore[assignment]
-        """A robot's, job's or page's context for one portal; ``name`` names the run in
-        logs, ``own`` fills the kind's own fields."""
-        name = own.pop("name", "")
-        logger = logging.LoggerAdapter(log, {"member_id": member_id, "run": name})
-        return kind(
-            member_id=member_id,
-            portal=self.portal(member_id),
-            settings=PortalSettings(self.store, member_id),
-            clock=self.clock,
-            log=logger,
-            store=self.store,
-            _services=self,
-            **own,
-        )
-
-
-def job_id(job: str, key: str) -> str:
-    """An RQ job id for a key (letters, digits, ``_`` and ``-`` only)."""
-    return f"{job.replace('.', '_')}-{hashlib.sha256(key.encode()).hexdigest()[:40]}"
 
 
 class InstallationCache:

@@ -14,9 +14,8 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 
-from app.context import Web
+from app import jobs
 from app.errors import BadRequest, Unauthorized
-from app.jobs import retry_within
 from app.payloads import EventCall, InstallCall, RobotCall, read_form, to_dict
 from app.registry import Capability
 from app.services import Services
@@ -53,7 +52,7 @@ def capability_blueprint(capability: Capability) -> Blueprint:
 
         @functools.wraps(route.view)
         def view(_view: Any = route.view, **values: Any) -> Any:
-            return _view(Web(services()), **values)
+            return _view(jobs.web(services()), **values)
 
         blueprint.add_url_rule(route.rule, route.endpoint, view, methods=list(route.methods))
     return blueprint
@@ -100,8 +99,13 @@ def _queue_install(call: InstallCall) -> None:
     sealed = s.store.box.encrypt_json(to_dict(call))
     # An install for a portal is processed once per application token and refresh token.
     key = f"install:{call.member_id}:{call.application_token}:{call.refresh_token}"
-    s.enqueue(
-        "install", call.member_id, {"sealed": sealed}, key=key, description=f"install {call.domain}"
+    jobs.enqueue(
+        s,
+        "install",
+        call.member_id,
+        {"sealed": sealed},
+        key=key,
+        description=f"install {call.domain}",
     )
 
 
@@ -112,12 +116,13 @@ def robot(code: str) -> Any:
     if call.code != code or s.catalogue.robot(code) is None:
         raise BadRequest(f"unknown robot {code[:60]!r}")
     s.verify(call.auth)
-    queued = s.enqueue(
+    queued = jobs.enqueue(
+        s,
         "robot",
         call.auth.member_id,
         {"call": to_dict(call)},
         key=call.dedupe_key,
-        retry=retry_within(call.timeout_duration, s.settings.robot_retry_intervals),
+        retry=jobs.retry_within(call.timeout_duration, s.settings.robot_retry_intervals),
         description=f"robot {call.code} on {call.document_id.id} of {call.auth.domain}",
     )
     return jsonify(status="queued" if queued else "duplicate")
@@ -136,7 +141,8 @@ def event() -> Any:
         return _uninstall(s, call)
     if not s.catalogue.events.handlers(call.event):
         return jsonify(status="ignored")
-    queued = s.enqueue(
+    queued = jobs.enqueue(
+        s,
         "event",
         call.auth.member_id,
         {"call": to_dict(call)},

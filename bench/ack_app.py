@@ -1,6 +1,6 @@
 """The app as gunicorn serves it, plus a bare endpoint to compare the callback path with."""
 
-from app import create_app
+from server import create_app
 
 app = create_app()
 app.add_url_rule("/bare", "bare", lambda: "ok", methods=["POST"])

@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import free_port, redis_server  # noqa: E402
 
-from app.services import Services  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from server import build_services  # noqa: E402
 
 
 def robot_form(member_id: str, token: str, n: int) -> dict[str, str]:
@@ -124,7 +124,7 @@ def main() -> None:
             database_url=f"sqlite:///{tmp / 'bench.db'}",
             secret_key=secrets.token_urlsafe(32),
         )
-        services = Services(settings)
+        services = build_services(settings)
         member_id, token = secrets.token_hex(16), secrets.token_hex(16)
         services.store.save_installation(
             member_id=member_id,

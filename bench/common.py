@@ -18,13 +18,13 @@ from typing import Any
 import redis
 from werkzeug.serving import make_server
 
-from app import create_app
 from app.registry import SCOPES
 from app.services import Services
 from app.settings import Settings
 from fakeportal import serve
 from fakeportal.server import Server
 from fakeportal.state import AppDef, World
+from server import build_services, create_app
 
 
 def free_port() -> int:
@@ -100,7 +100,7 @@ def start_app(
         portal_burst=burst,
         portal_rate=rate,
     )
-    services = Services(settings, clock=clock)
+    services = build_services(settings, clock=clock)
     holder["app"] = create_app(services=services)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     world.apps[settings.client_id] = AppDef(

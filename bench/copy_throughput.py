@@ -1,9 +1,10 @@
 """The copy robot at scale: requests per copy, and N workers copying many deals at 2 req/s.
 
 Everything real, on this machine: the emulated portal (its leaky bucket set to the cloud's
-50 burst / 2 per second), the app's web layer over HTTP, a redis-server, and W ``rq
-worker`` processes. N deals are moved to "won", where the copy robot is placed; the portal
-calls the robot N times, the workers copy the deals and answer the workflows. Prints:
+50 burst / 2 per second), the app's web layer over HTTP, a redis-server, and W
+``robot-server worker`` processes. N deals are moved to "won", where the copy robot is
+placed; the portal calls the robot N times, the workers copy the deals and answer the
+workflows. Prints:
 
 - requests one copy makes (goal: 2) plus the answer to the workflow (bizproc.event.send);
 - for the whole run: REST requests, 503 answers (goal: 0), wall time, the ideal time at the
@@ -68,10 +69,10 @@ def main() -> None:
             B24_PORTAL_BURST=str(args.burst),
             B24_PORTAL_RATE=str(args.rate),
         )
-        rq = str(Path(sys.executable).parent / "rq")
+        robot_server = str(Path(sys.executable).parent / "robot-server")
         workers = [
             subprocess.Popen(
-                [rq, "worker", "--url", redis_url, "robots", "events", "bulk"],
+                [robot_server, "worker", "robots", "events", "bulk"],
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.DEVNULL,

@@ -35,9 +35,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import redis_server, start_app  # noqa: E402
 
+from app import jobs  # noqa: E402
 from app.calendar import FixedClock  # noqa: E402
-from app.context import PortalSettings  # noqa: E402
-from app.services import QUEUES  # noqa: E402
+from app.context import JobContext, PortalSettings  # noqa: E402
+from app.registry import QUEUES  # noqa: E402
 from fakeportal import limits  # noqa: E402
 from fakeportal.automation import lifecycle, outbox  # noqa: E402
 from fakeportal.crm import add_user_field, create_category, create_deal  # noqa: E402
@@ -126,7 +127,7 @@ def main() -> None:
             action="move",
             target=f"C{service}:POST",
         )
-        ctx = services.context(portal.member_id, event="schedule:date_watch")
+        ctx = jobs.context(services, portal.member_id, JobContext, name="schedule:date_watch")
         time.sleep(args.burst / args.rate)  # an idle portal: its bucket drained after install
         before, rejected_before = portal.request_total, limits.state(portal).rejected_503
         methods_before = dict(portal.requests)

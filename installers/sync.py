@@ -1,13 +1,19 @@
-"""Registrations in a portal, made to match the registry in two batch requests.
+"""Registrations in a portal, made to match the catalogue in two batch requests.
 
 Idempotent: it runs at install, after an app update (when Bitrix24 has wiped every robot
-and binding of the app) and from ``flask sync``. One batch reads what the portal has, one
-batch adds, updates and deletes the difference.
+and binding of the app) and from ``robot-server sync``. One batch reads what the portal
+has, one batch adds, updates and deletes the difference; when nothing differs, nothing is
+written. The portal lists robots and SMS senders by code only, so what we last registered
+under a code is remembered as a fingerprint (``previous`` in, ``fingerprints`` out): a
+robot whose code is there and whose fingerprint is the same is left unchanged.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from app.errors import PortalError
@@ -22,10 +28,25 @@ ALWAYS_BOUND = ("ONAPPUNINSTALL",)
 ALREADY_BOUND = "Handler already binded"
 
 
+def fingerprint(params: Mapping[str, Any]) -> str:
+    """What we registered, in a few characters: a change of any parameter changes it."""
+    text = json.dumps(params, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def sync_registrations(
-    portal: Any, registry: Catalogue, settings: Settings, language: str = "en"
+    portal: Any,
+    registry: Catalogue,
+    settings: Settings,
+    language: str = "en",
+    previous: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Make the portal's robots, triggers, event bindings and SMS sender match ``registry``."""
+    """Make the portal's robots, triggers, event bindings and SMS sender match ``registry``.
+
+    Returns what was added, updated, left unchanged, deleted, bound and unbound, and the
+    ``fingerprints`` to pass as ``previous`` next time."""
+    previous = previous or {}
+    fingerprints: dict[str, str] = {}
     reads: dict[str, tuple[str, dict[str, Any]]] = {
         "robots": ("bizproc.robot.list", {}),
         "events": ("event.get", {}),
@@ -37,17 +58,23 @@ def sync_registrations(
     have.raise_for_errors()
     robots_there = set(have.results.get("robots") or [])
     bindings = have.results.get("events") or []
-    triggers_there = {t["CODE"].lower() for t in have.results.get("triggers") or []}
+    triggers_there = {
+        str(t["CODE"]).lower(): t.get("NAME", "") for t in have.results.get("triggers") or []
+    }
     senders_there = set(have.results.get("senders") or [])
 
     writes: dict[str, tuple[str, dict[str, Any]]] = {}
     report: dict[str, list[str]] = {
-        k: [] for k in ("added", "updated", "deleted", "bound", "unbound")
+        k: [] for k in ("added", "updated", "unchanged", "deleted", "bound", "unbound")
     }
 
     for code, robot in registry.robots.items():
         params = robot.to_bitrix(settings.url(robot.handler_path()))
-        if code in robots_there:
+        key = f"robot:{code}"
+        fingerprints[key] = fingerprint(params)
+        if code in robots_there and previous.get(key) == fingerprints[key]:
+            report["unchanged"].append(key)
+        elif code in robots_there:
             fields = {k: v for k, v in params.items() if k != "CODE"}
             writes[f"robot_update_{code}"] = (
                 "bizproc.robot.update",
@@ -69,7 +96,9 @@ def sync_registrations(
         if isinstance(b, dict)
     }
     for event in sorted(wanted):
-        if (event, handler) not in bound:
+        if (event, handler) in bound:
+            report["unchanged"].append(f"event:{event}")
+        else:
             writes[f"bind_{event}"] = ("event.bind", {"event": event, "handler": handler})
             report["bound"].append(event)
     for event, url in sorted(bound):
@@ -82,12 +111,16 @@ def sync_registrations(
             report["unbound"].append(event)
 
     for code, trigger in registry.triggers.items():
+        params = trigger.to_bitrix(language)
+        if triggers_there.get(code.lower()) == params["NAME"]:
+            report["unchanged"].append(f"trigger:{code}")
+            continue
         # Adding an existing CODE only updates its NAME: the call is idempotent.
-        writes[f"trigger_{code}"] = ("crm.automation.trigger.add", trigger.to_bitrix(language))
+        writes[f"trigger_{code}"] = ("crm.automation.trigger.add", params)
         (report["updated"] if code.lower() in triggers_there else report["added"]).append(
             f"trigger:{code}"
         )
-    for code in sorted(triggers_there - {c.lower() for c in registry.triggers}):
+    for code in sorted(set(triggers_there) - {c.lower() for c in registry.triggers}):
         writes[f"trigger_delete_{code}"] = ("crm.automation.trigger.delete", {"CODE": code})
         report["deleted"].append(f"trigger:{code}")
 
@@ -98,7 +131,11 @@ def sync_registrations(
             "NAME": localized(provider.name),
             "DESCRIPTION": localized(provider.description or provider.name),
         }
-        if provider.code in senders_there:
+        key = f"sender:{provider.code}"
+        fingerprints[key] = fingerprint(sender)
+        if provider.code in senders_there and previous.get(key) == fingerprints[key]:
+            report["unchanged"].append(key)
+        elif provider.code in senders_there:
             writes["sender"] = ("messageservice.sender.update", {"CODE": provider.code, **sender})
             report["updated"].append(f"sender:{provider.code}")
         else:
@@ -115,4 +152,4 @@ def sync_registrations(
                 continue  # bound meanwhile: the state we want
             raise PortalError(error.code, f"{label}: {error.description}", error.status, "sync")
     log.info("portal synced: %s", {k: len(v) for k, v in report.items()})
-    return report
+    return {**report, "fingerprints": fingerprints}

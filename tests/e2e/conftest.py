@@ -23,6 +23,7 @@ from werkzeug.serving import make_server
 
 from app import jobs
 from app.cli import command_line
+from app.context import Context
 from app.registry import QUEUES, SCOPES, Catalogue
 from app.services import Services
 from app.settings import Settings
@@ -98,6 +99,15 @@ class Stack:
             properties=properties,
             **options,
         )
+
+    def enqueue(self, job: str, args: dict[str, Any], member_id: str | None = None) -> bool:
+        """Queue one of the app's jobs as the app does (for this portal by default)."""
+        mid = self.member_id if member_id is None else member_id
+        return jobs.enqueue(self.services, job, mid, args)
+
+    def context(self) -> Context:
+        """This portal's context, as a page or a job of the app gets it."""
+        return jobs.context(self.services, self.member_id, Context)
 
     def run_job(self, job: str, **args: Any) -> Any:
         """Run one of the app's jobs for this portal now, through the job runner."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from server import CATALOGUE
 
 
@@ -37,11 +39,18 @@ def test_sync_removes_stale_robots_and_the_cli_resyncs(stack) -> None:
     reg = stack.registrations()
     assert "retired_robot" not in reg["robots"]
     assert any(e["event"] == "ONAPPUNINSTALL" for e in reg["events"])
-    # Idempotent: a second sync adds and deletes nothing.
+    # Idempotent: a second sync adds, updates and deletes nothing, and writes nothing.
+    stack.admin.requests(member_id=stack.member_id, reset=True)
     again = stack.cli("sync")
-    assert (
-        again.exit_code == 0 and '"added": []' in again.output and '"deleted": []' in again.output
-    )
+    assert again.exit_code == 0, again.output
+    report = json.loads(again.output.split(": ", 1)[1])
+    assert report["added"] == report["updated"] == report["deleted"] == []
+    assert report["bound"] == report["unbound"] == []
+    assert {f"robot:{code}" for code in CATALOGUE.robots} <= set(report["unchanged"])
+    assert {f"trigger:{code}" for code in CATALOGUE.triggers} <= set(report["unchanged"])
+    assert "sender:robot_server_sms" in report["unchanged"]
+    assert "event:ONAPPUNINSTALL" in report["unchanged"]
+    assert stack.admin.requests(member_id=stack.member_id)["total"] == 1  # the read batch
 
 
 def test_several_portals_at_once(stack) -> None:

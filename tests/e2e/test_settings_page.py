@@ -113,10 +113,10 @@ def test_calendar_is_validated_stored_and_read_by_the_portals_context(stack) -> 
     assert "Saved: time zone America/New_York, public holidays of US." in saved.text
     assert calendar(stack) == {"timezone": "America/New_York", "country": "US"}
     assert 'name="timezone" value="America/New_York"' in saved.text
-    cal = stack.services.context(stack.member_id).calendar
+    cal = stack.context().calendar
     assert cal.tz == ZoneInfo("America/New_York") and cal.country == "US"
     assert not cal.is_working_day(datetime(2026, 7, 3).date())  # Independence Day (observed)
-    assert portal_country(stack.services.context(stack.member_id)) == "US"  # SMS reads the same
+    assert portal_country(stack.context()) == "US"  # SMS reads the same
 
 
 def test_sms_country_comes_from_the_calendar_and_the_old_setting_only_until_then(stack) -> None:
@@ -125,17 +125,17 @@ def test_sms_country_comes_from_the_calendar_and_the_old_setting_only_until_then
     store.set_setting(stack.member_id, "sms_country", "PL")  # set by an older version
     page = open_page(stack)
     assert 'name="country" value="PL"' in page["body"]  # offered for the calendar
-    assert portal_country(stack.services.context(stack.member_id)) == "PL"
+    assert portal_country(stack.context()) == "PL"
 
     token = token_of(page["body"])
     saved = send(stack, token, "calendar", timezone="Europe/Berlin", country="")
     assert saved.status_code == 200 and "no public holidays" in saved.text
     assert calendar(stack) == {"timezone": "Europe/Berlin", "country": ""}
-    assert portal_country(stack.services.context(stack.member_id)) == ""  # the calendar decides
+    assert portal_country(stack.context()) == ""  # the calendar decides
     assert store.get_setting(stack.member_id, "sms_country") == "PL"  # never written again
     saved = send(stack, token, "calendar", timezone="Europe/Berlin", country="DE")
-    assert portal_country(stack.services.context(stack.member_id)) == "DE"
-    assert stack.services.context(stack.member_id).calendar.country == "DE"
+    assert portal_country(stack.context()) == "DE"
+    assert stack.context().calendar.country == "DE"
 
 
 def test_watches_are_listed_added_refused_with_a_reason_and_removed(stack) -> None:
@@ -186,7 +186,7 @@ def test_watches_are_listed_added_refused_with_a_reason_and_removed(stack) -> No
     assert len(date_watch.watches(store, stack.member_id)) == 2
 
     # The hourly sweep runs: the list shows when (in the portal's time zone, UTC here).
-    stack.services.enqueue("schedule", stack.member_id, {"schedule": "date_watch"})
+    stack.enqueue("schedule", {"schedule": "date_watch"})
     stack.settle()
     page = open_page(stack)["body"]
     row = re.search(rf'<tr id="watch-{watch.id}">(.*?)</tr>', page).group(1)

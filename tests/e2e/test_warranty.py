@@ -35,7 +35,7 @@ def at(stack: Any, day: date, hour: int = 10) -> None:
 
 def sweep(stack: Any) -> dict[str, Any]:
     """The hourly cron's job, as rq cron enqueues it; returns the portal's sweep report."""
-    stack.services.enqueue("fan_out", "", {"schedule": "date_watch"})
+    stack.enqueue("fan_out", {"schedule": "date_watch"}, member_id="")
     stack.settle()
     runs = stack.services.store.runs(stack.member_id)
     last = [r for r in runs if r["kind"] == "schedule" and r["name"] == "date_watch"]
