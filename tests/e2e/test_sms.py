@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import requests
@@ -23,6 +26,7 @@ from app.store import portal_settings
 from fakeportal.automation import rules
 from fakeportal.crm import contacts, deals
 from handlers.sms.models import sms_messages
+from tests.conftest import free_port
 
 SERWERSMS = "https://api2.serwersms.pl"
 SEND_URL = f"{SERWERSMS}/messages/send_sms.json"
@@ -66,6 +70,14 @@ def open_settings(stack, user_id: int = 1) -> dict[str, Any]:
 
 def configure_serwersms(stack) -> str:
     """An admin opens the app's page in the portal and saves SerwerSMS; the report URL."""
+    fields = {"serwersms.token": API_TOKEN, "serwersms.sender": "SOLARTECH"}
+    text = configure_gateway(stack, "serwersms", fields)
+    assert API_TOKEN not in text  # a secret is never written back into the page
+    return re.search(r"Delivery report URL: <code>([^<]+)</code>", text).group(1)
+
+
+def configure_gateway(stack, name: str, fields: dict[str, str]) -> str:
+    """An admin opens the app's page, sets the Polish calendar and saves a gateway; the page."""
     page = open_settings(stack)
     assert page["status"] == 200, page["body"][:300]
     assert "X-Frame-Options" not in page["content_type"]
@@ -79,16 +91,13 @@ def configure_serwersms(stack) -> str:
     assert calendar.status_code == 200, calendar.text[:500]  # numbers without + are Polish
     saved = requests.post(
         f"{stack.app_url}/settings",
-        data={
-            "member_id": stack.member_id, "form_token": token, "action": "sms",
-            "gateway": "serwersms", "serwersms.token": API_TOKEN, "serwersms.sender": "SOLARTECH",
-        },
+        data={"member_id": stack.member_id, "form_token": token, "action": "sms",
+              "gateway": name, **fields},
         timeout=10,
     )  # fmt: skip
     assert saved.status_code == 200 and "Saved" in saved.text, saved.text[:500]
-    assert API_TOKEN not in saved.text  # a secret is never written back into the page
     assert "x-frame-options" not in {k.lower() for k in saved.headers}
-    return re.search(r"Delivery report URL: <code>([^<]+)</code>", saved.text).group(1)
+    return saved.text
 
 
 def sms_rule(stack, stage: str = "NEW") -> None:
@@ -168,7 +177,7 @@ def test_first_stage_sms_goes_out_once_and_delivery_is_reported(stack, gateway, 
     form["auth[application_token]"] = stack.portal.apps[stack.client_id].application_token
     replay = requests.post(post["request"]["url"], data=form, timeout=10)
     assert replay.status_code == 200 and replay.json()["status"] == "duplicate"
-    stack.services.enqueue("sms.send", stack.member_id, {"message_id": message["message_id"]})
+    stack.enqueue("sms.send", {"message_id": message["message_id"]})
     stack.settle()
     assert len(sends(gateway)) == 1
     assert statuses(messages(stack, deal_id)[0]) == ["queued", "delivered"]
@@ -258,14 +267,14 @@ def test_polling_reports_delivery_when_no_report_comes(stack, gateway) -> None:
     sms_rule(stack)
     deal_id = new_deal(stack)
     stack.settle()
-    stack.services.enqueue("schedule", stack.member_id, {"schedule": "sms_poll"})
+    stack.enqueue("schedule", {"schedule": "sms_poll"})
     stack.settle()
     polls = [json.loads(c.request.body) for c in gateway.calls if c.request.url == REPORTS_URL]
     assert polls == [{"id": ["poll-me"]}]
     assert statuses(messages(stack, deal_id)[0]) == ["queued", "delivered"]
 
     # Nothing on its way: the next run asks the gateway nothing.
-    stack.services.enqueue("schedule", stack.member_id, {"schedule": "sms_poll"})
+    stack.enqueue("schedule", {"schedule": "sms_poll"})
     stack.settle()
     assert len([c for c in gateway.calls if c.request.url == REPORTS_URL]) == 1
 
@@ -291,3 +300,62 @@ def test_send_sms_robot_returns_message_id_and_status(stack, gateway) -> None:
     [sent] = sends(gateway)
     assert sent["phone"] == "+48600100200" and sent["unique_id"] == values["message_id"]
     assert sent["text"] == "Anna, projekt PV 9.6 kWp Nowak ruszył."
+
+
+class _Gateway(BaseHTTPRequestHandler):
+    """An HTTP SMS gateway on 127.0.0.1 that takes every message."""
+
+    received: list[dict[str, list[str]]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        self.received.append(parse_qs(body))
+        reply = json.dumps({"id": f"gw-{len(self.received)}"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_send_sms_robot_queues_the_message_while_the_gateway_is_down_and_retries(
+    stack, gateway
+) -> None:
+    """The gateway is unreachable when the robot runs: the robot answers "queued", the send
+    job retries with backoff, and the message goes out once when the gateway is back."""
+    port = free_port()  # nothing listens there yet
+    stack.install()
+    configure_gateway(stack, "http", {"http.url": f"http://127.0.0.1:{port}/send"})
+    stack.place_robot("send_sms", "PREPARATION", {"message": "{{DEAL.TITLE}}: w realizacji"})
+    deal_id = new_deal(stack, stage="PREPARATION")
+    stack.settle()
+
+    [flow] = stack.admin.workflows(member_id=stack.member_id, deal_id=deal_id)
+    step = flow["robots"][0]
+    assert step["status"] == "completed", flow
+    assert step["return_values"]["status"] == "queued" and step["return_values"]["error"] == ""
+    [robot_run] = stack.services.store.runs(stack.member_id, kind="robot")
+    assert robot_run["status"] == "ok", robot_run["error"]
+    runs = stack.services.store.runs(stack.member_id, kind="sms")
+    assert [(r["status"], r["attempts"]) for r in runs] == [("retrying", 1)]
+    assert "ConnectionError" in runs[0]["error"] or "connect" in runs[0]["error"].lower()
+
+    _Gateway.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", port), _Gateway)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert retries_due_now(stack) == 1
+        stack.settle()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [m["to"] for m in _Gateway.received] == [["+48600100200"]]
+    assert _Gateway.received[0]["text"] == ["PV 9.6 kWp Nowak: w realizacji"]
+    runs = stack.services.store.runs(stack.member_id, kind="sms")
+    assert [(r["status"], r["attempts"]) for r in reversed(runs)] == [("retrying", 1), ("ok", 2)]
+    row = stack.services.store.engine.connect().execute(select(sms_messages)).mappings().one()
+    assert (row["status"], row["provider_id"], row["origin"]) == ("queued", "gw-1", "robot")
