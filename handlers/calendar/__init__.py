@@ -50,7 +50,7 @@ def save(ctx: Context, form: Mapping[str, str]) -> str:
     try:
         PortalCalendar(timezone=timezone, country=code or None)
     except ValueError as exc:
-        raise ValueError(_("Not saved: %(reason)s.", reason=exc)) from None
+        raise ValueError(_("Not saved: %(reason)s.", reason=str(exc).rstrip("."))) from None
     conf = dict(ctx.settings.get(CALENDAR_SETTING) or {})
     conf.update(timezone=timezone, country=code)
     ctx.settings.set(CALENDAR_SETTING, conf)

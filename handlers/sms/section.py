@@ -3,6 +3,9 @@
 Secrets are stored encrypted (portal settings) and never written back into the page: a set
 secret shows as "set", and an empty secret field keeps the stored value. Numbers without
 ``+`` are read in the portal's country, set in the calendar section.
+
+The gateways' titles and field labels are English marked with ``N_`` (the gateway layer runs
+without Flask); they are translated here, as the page is built.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ def view(ctx: Context) -> dict[str, Any]:
         fields = [
             {
                 "name": f"{name}.{f.name}",
-                "label": f.label,
+                "label": _(f.label),
+                "help": _(f.help) if f.help else "",
                 "secret": f.secret,
                 "value": "" if f.secret else (config.get(f.name, "") if name == chosen else ""),
                 "is_set": bool(f.secret and name == chosen and config.get(f.name)),
@@ -46,7 +50,7 @@ def view(ctx: Context) -> dict[str, Any]:
         gateways.append(
             {
                 "name": name,
-                "title": cls.title,
+                "title": _(cls.title),
                 "chosen": name == chosen,
                 "fields": fields,
                 "report_url": callback_url(ctx, name) if name == chosen else "",
@@ -72,7 +76,8 @@ def save(ctx: Context, form: Mapping[str, str]) -> str:
     try:
         gateway_for(name, config)  # the gateway's own checks (names fields, never values)
     except ValueError as exc:
-        raise ValueError(_("Not saved: %(reason)s", reason=exc)) from None
+        # The same message as the calendar's refusals; the reason is the gateway's (English).
+        raise ValueError(_("Not saved: %(reason)s.", reason=str(exc).rstrip("."))) from None
     ctx.settings.set(GATEWAY_SETTING, {"name": name, "config": config})
     log.info("sms gateway set to %s for %s", name, ctx.member_id)
-    return _("Saved: SMS go through %(gateway)s.", gateway=cls.title)
+    return _("Saved: SMS messages go through %(gateway)s.", gateway=_(cls.title))

@@ -69,6 +69,7 @@ def test_extraction_reads_templates_and_python(extracted: Catalog) -> None:
     assert "Delivery report URL:" in found  # an expression inside a Jinja tag
     assert "Only a portal administrator can change the settings." in found  # app/pages.py
     assert "Saved: time zone %(tz)s, no public holidays." in found  # handlers/
+    assert "Send URL" in found  # a gateway's field label, marked with N_
     assert all("python-format" in m.flags for m in extracted if m.id and "%(" in m.id)
 
 
@@ -87,16 +88,61 @@ def test_every_message_is_translated_with_the_same_placeholders(
         if not message.id:
             continue
         entry = catalog.get(message.id)
-        if entry is None or not entry.string or not str(entry.string).strip():
+        if entry is None:
             problems.append(f"untranslated: {message.id!r}")
-        elif entry.fuzzy:
+            continue
+        if entry.fuzzy:
             problems.append(f"fuzzy: {message.id!r}")
-        elif placeholders(entry.string) != placeholders(message.id):
-            problems.append(f"placeholders differ: {message.id!r} -> {entry.string!r}")
-        elif entry.string == message.id and re.search(r"[a-z]{3}", message.id):
-            problems.append(f"left in English: {message.id!r}")
+            continue
+        if message.pluralizable:
+            # Every form of the language (Plural-Forms' nplurals), each a whole translation
+            # with the placeholders of the English plural: a language's "one" form also
+            # serves 21, 31... (Russian), so it must say %(num)d too.
+            english, forms = message.id[1], entry.string
+            if not isinstance(forms, tuple) or len(forms) != catalog.num_plurals:
+                problems.append(f"not {catalog.num_plurals} plural forms: {message.id!r}")
+                continue
+        else:
+            english, forms = message.id, (entry.string,)
+        for form in forms:
+            if not form or not str(form).strip():
+                problems.append(f"untranslated: {message.id!r}")
+            elif placeholders(form) != placeholders(english):
+                problems.append(f"placeholders differ: {message.id!r} -> {form!r}")
+            elif form in (message.id if message.pluralizable else (message.id,)) and re.search(
+                r"[a-z]{3}", form
+            ):
+                problems.append(f"left in English: {message.id!r}")
     assert not problems, f"{lang}:\n" + "\n".join(problems)
     assert not catalog.fuzzy  # a fuzzy header would make pybabel compile skip the catalogue
+
+
+# Which plural form the language uses for a number (CLDR's rules for the gettext header):
+# Russian one (1, 21, 101; not 11), few (2-4, 22-24; not 12-14), many (0, 5-20, 25...);
+# Polish one (1 only), few (2-4, 22-24; not 12-14), many (0, 5-21, 25...).
+PLURAL_FORMS = {
+    "ru": {1: 0, 21: 0, 101: 0, 2: 1, 4: 1, 22: 1, 34: 1, 0: 2, 5: 2, 11: 2, 12: 2, 14: 2, 111: 2},
+    "pl": {1: 0, 2: 1, 4: 1, 22: 1, 34: 1, 0: 2, 5: 2, 11: 2, 12: 2, 14: 2, 21: 2, 101: 2, 111: 2},
+}
+
+
+def test_the_plural_forms_header_is_the_languages(catalog: Catalog) -> None:
+    lang = catalog.locale_identifier
+    assert catalog.num_plurals == 3
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    plural = gettext.GNUTranslations(compiled).plural  # the header's formula, as gettext reads it
+    got = {n: plural(n) for n in PLURAL_FORMS[lang]}
+    assert got == PLURAL_FORMS[lang], f"{lang}: Plural-Forms header"
+
+
+def test_plural_messages_are_extracted_with_both_english_forms(extracted: Catalog) -> None:
+    plurals = {m.id for m in extracted if m.pluralizable}
+    assert ("%(num)d working day before the date", "%(num)d working days before the date") in (
+        plurals
+    )
+    assert all(singular and plural_ for singular, plural_ in plurals)
 
 
 def test_the_committed_mo_files_are_compiled_from_the_po_files(catalog: Catalog) -> None:

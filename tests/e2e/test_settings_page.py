@@ -163,12 +163,14 @@ def test_watches_are_listed_added_refused_with_a_reason_and_removed(stack) -> No
         "0", "UF_CRM_WARRANTY_END", "3 working days before the date", "move to stage", "LOSE",
         "not yet",
     ]  # fmt: skip
+    assert "<th>Stage or trigger</th><th>Last checked</th>" in added.text
 
     fired = send(
         stack, token, "add_watch", category_id="0", field="CLOSEDATE", within_days="-1",
         then="trigger", stage="", trigger="date_due",
     )  # fmt: skip
     assert fired.status_code == 200 and "1 day after CLOSEDATE, fire date_due" in fired.text
+    assert "<td>1 day after the date</td>" in fired.text
 
     for fields, reason in [
         ({"field": "TITLE", "then": "move", "stage": "WON"}, "must be a deal user field"),
@@ -178,6 +180,8 @@ def test_watches_are_listed_added_refused_with_a_reason_and_removed(stack) -> No
         ({"field": "UF_CRM_X", "then": "trigger", "trigger": "nope"}, "trigger nope is not"),
         ({"field": "UF_CRM_X", "then": "move", "stage": "WON", "within_days": "three"},
          "the number of days must be a whole number"),
+        ({"field": "UF_CRM_X", "then": "move", "stage": "WON", "category_id": "two"},
+         "Not added: the funnel id must be a whole number."),
         ({"field": "UF_CRM_X", "then": "explode"}, "unknown action"),
     ]:  # fmt: skip
         refused = send(stack, token, "add_watch", **fields)
@@ -199,3 +203,38 @@ def test_watches_are_listed_added_refused_with_a_reason_and_removed(stack) -> No
     assert [w.field for w in date_watch.watches(store, stack.member_id)] == ["CLOSEDATE"]
     again = send(stack, token, "remove_watch", watch_id=str(watch.id))
     assert again.status_code == 400 and "not there" in again.text
+    not_a_number = send(stack, token, "remove_watch", watch_id="one")
+    assert not_a_number.status_code == 400
+    assert "Not removed: the watch id must be a whole number." in not_a_number.text
+
+
+def gateway_blocks(body: str) -> dict[str, str]:
+    """The SMS section's gateways: each one's ``<details>`` opening tag by the gateway's name."""
+    blocks = re.findall(r'(<details class="gateway"[^>]*>)\s*<summary>.*?value="([a-z]+)"', body)
+    return {name: tag for tag, name in blocks}
+
+
+def test_sms_gateways_are_folded_and_the_chosen_one_is_open(stack) -> None:
+    stack.install()
+    page = open_page(stack)["body"]
+    blocks = gateway_blocks(page)
+    assert list(blocks) == ["serwersms", "smsru", "twilio", "http"]
+    assert not [tag for tag in blocks.values() if " open" in tag]  # none chosen: all closed
+    assert "No gateway is chosen yet: open one, select it and fill in its settings." in page
+    assert "Set the portal calendar's country: numbers without + cannot be read until then." in (
+        page
+    )
+    assert 'name="smsru.api_id"' in page and 'name="http.url"' in page  # every field is there
+
+    saved = send(stack, token_of(page), "sms", gateway="smsru", **{"smsru.api_id": "k"})
+    assert saved.status_code == 200, saved.text[-1500:]
+    assert "Saved: SMS messages go through SMS.ru." in saved.text
+    blocks = gateway_blocks(saved.text)
+    assert [name for name, tag in blocks.items() if " open" in tag] == ["smsru"]
+    assert "No gateway is chosen yet" not in saved.text
+    assert re.search(r'<summary><label class="inline"><input type="radio" name="gateway" '
+                     r'value="smsru" checked', saved.text)  # fmt: skip
+
+    refused = send(stack, token_of(page), "sms", gateway="twilio", **{"twilio.account_sid": "AC1"})
+    assert refused.status_code == 400
+    assert "Not saved: twilio: missing settings: auth_token." in refused.text

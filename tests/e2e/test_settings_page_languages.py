@@ -3,7 +3,9 @@
 back, so what a form answers (saved, refused, expired) reads in the same language.
 
 With ``SETTINGS_PAGE_HTML_DIR`` set, the pages rendered here are written there as
-``settings-<lang>.html`` (to look at, e.g. as a screenshot).
+``settings-<lang>.html`` (a watch listed, a gateway chosen), ``settings-<lang>-new.html`` (as
+first opened: no gateway chosen) and ``settings-<lang>-rules.html`` (watches of every plural
+form), to look at, e.g. as a screenshot.
 """
 
 from __future__ import annotations
@@ -32,12 +34,20 @@ HEADINGS = {
         "ID воронки (0 — общая воронка)",
         "Поле с датой",
         "Считать только рабочие дни",
-        "<legend>Затем</legend>",
+        "<legend>Когда наступает срок сделки</legend>",
         "перевести сделку на стадию",
         "запустить триггер",
         "Гарантия истекает (warranty_expiring)",  # the trigger's own name in the portal's language
         '<button type="submit">Сохранить</button>',
         '<button type="submit">Добавить</button>',
+        # the SMS gateways: titles and field labels, marked in the gateway layer
+        "Шлюз ещё не выбран: раскройте нужный, отметьте его и заполните настройки.",
+        "> HTTP-шлюз</label></summary>",
+        "URL отправки <input",
+        "Ключ API (api_id) <input",
+        "SID аккаунта (Account SID) <input",
+        "Имя отправителя (пусто — отправка SMS ECO) <input",
+        "Укажите страну в календаре портала: пока она не задана, номера без + не распознаются.",
     ],
     "pl": [
         "<title>Ustawienia serwera robotów</title>",
@@ -53,12 +63,20 @@ HEADINGS = {
         "ID lejka (0 — lejek ogólny)",
         "Pole z datą",
         "Licz tylko dni robocze",
-        "<legend>Następnie</legend>",
+        "<legend>Gdy nadejdzie termin deala</legend>",
         "przenieś deal do etapu",
         "uruchom wyzwalacz",
         "Gwarancja wygasa (warranty_expiring)",
         '<button type="submit">Zapisz</button>',
         '<button type="submit">Dodaj</button>',
+        "Nie wybrano jeszcze bramki: rozwiń właściwą, zaznacz ją i wypełnij jej ustawienia.",
+        "> Bramka HTTP</label></summary>",
+        "Adres URL wysyłki <input",
+        "Klucz API (api_id) <input",
+        "SID konta (Account SID) <input",
+        "Nazwa nadawcy (puste — wysyłka SMS ECO) <input",
+        "Ustaw kraj w kalendarzu portalu: dopóki nie jest ustawiony, numery bez + nie są "
+        "rozpoznawane.",
     ],
     "en": [
         "<title>Robot server settings</title>",
@@ -70,14 +88,21 @@ HEADINGS = {
         "Time zone (IANA name)",
         "The portal's time zone and country decide dates",
         "No date watches yet.",
-        "<legend>Then</legend>",
+        "<legend>When a deal is due</legend>",
         "move the deal to the stage",
         "Warranty is expiring (warranty_expiring)",
         '<button type="submit">Save</button>',
         '<button type="submit">Add</button>',
+        "No gateway is chosen yet: open one, select it and fill in its settings.",
+        "> HTTP gateway</label></summary>",
+        "Send URL <input",
+        "API key (api_id) <input",
+        "Set the portal calendar's country: numbers without + cannot be read until then.",
     ],
 }
-ENGLISH = ["Portal calendar", "SMS gateway", "Date watches", ">Save<", "No date watches yet."]
+ENGLISH = ["Portal calendar", "SMS gateway", "Date watches", ">Save<", "No date watches yet.",
+           "HTTP gateway", "Send URL", "Sender name", "API address", "Auth token <input",
+           "parameter name", "in the reply", "Callback field"]  # fmt: skip
 
 
 def set_language(stack, lang: str) -> None:
@@ -157,24 +182,41 @@ ANSWERS = {
         "calendar": "Сохранено: часовой пояс Europe/Warsaw, праздники страны PL.",
         "no_holidays": "Сохранено: часовой пояс Europe/Warsaw, без праздников.",
         "heading": "<h2>Календарь портала</h2>",
-        "not_a_number": "Не добавлено: значение «число дней» должно быть целым числом.",
-        "watching": "Отслеживание добавлено: ",
+        "not_a_number": "Не добавлено: число дней должно быть целым числом.",
+        "funnel_not_a_number": "Не добавлено: ID воронки должен быть целым числом.",
+        "watching": "Отслеживание добавлено: воронка 0, за 3 рабочих дня до даты из поля "
+        "UF_CRM_WARRANTY_END — перевести на стадию LOSE.",
         "table": [
             "<th>Название</th>",
             "<th>Воронка</th>",
             "<th>Поле</th>",
             "<th>Правило</th>",
             "<th>Действие</th>",
+            "<th>Стадия или триггер</th>",
             "<th>Последняя проверка</th>",
+            "<td>за 3 рабочих дня до даты</td>",
             "<td>перевести на стадию</td>",
             "<td>ещё не было</td>",
             '<button type="submit" class="secondary">Удалить</button>',
         ],
         "removed": "Отслеживание {id} удалено.",
+        "id_not_a_number": "Не удалено: ID отслеживания должен быть целым числом.",
+        # one of each plural form: 1 and 21 (one), 3 (few), 5 and 11 (many)
+        "rules": {
+            ("1", "1"): "за 1 рабочий день до даты",
+            ("21", ""): "за 21 день до даты",
+            ("-5", "1"): "через 5 рабочих дней после даты",
+            ("-11", ""): "через 11 дней после даты",
+            ("0", ""): "в день даты",
+        },
         "gone": "Отслеживание {id} не найдено (возможно, оно уже удалено).",
         "sms": "Сохранено: SMS отправляются через SMS.ru.",
+        "sms_refused": "Не сохранено: smsru: missing settings: api_id.",
         "sms_page": [
             "URL для отчётов о доставке:",
+            "Ключ API (api_id) <input",
+            "Имя отправителя (from) <input",
+            "Тестовый режим (1 — не отправлять на самом деле) <input",
             'placeholder="задан; пусто — без изменений"',
             "Номера без + считаются номерами страны PL (страна из календаря портала).",
         ],
@@ -187,24 +229,41 @@ ANSWERS = {
         "calendar": "Zapisano: strefa czasowa Europe/Warsaw, święta kraju PL.",
         "no_holidays": "Zapisano: strefa czasowa Europe/Warsaw, bez świąt.",
         "heading": "<h2>Kalendarz portalu</h2>",
-        "not_a_number": "Nie dodano: wartość „liczba dni” musi być liczbą całkowitą.",
-        "watching": "Dodano obserwację: ",
+        "not_a_number": "Nie dodano: liczba dni musi być liczbą całkowitą.",
+        "funnel_not_a_number": "Nie dodano: ID lejka musi być liczbą całkowitą.",
+        "watching": "Dodano obserwację: lejek 0, 3 dni robocze przed datą z pola "
+        "UF_CRM_WARRANTY_END — przenieś do etapu LOSE.",
         "table": [
             "<th>Nazwa</th>",
             "<th>Lejek</th>",
             "<th>Pole</th>",
             "<th>Reguła</th>",
             "<th>Działanie</th>",
+            "<th>Etap lub wyzwalacz</th>",
             "<th>Ostatnie sprawdzenie</th>",
+            "<td>3 dni robocze przed datą</td>",
             "<td>przenieś do etapu</td>",
             "<td>jeszcze nie było</td>",
             '<button type="submit" class="secondary">Usuń</button>',
         ],
         "removed": "Usunięto obserwację {id}.",
+        "id_not_a_number": "Nie usunięto: ID obserwacji musi być liczbą całkowitą.",
+        # one of each plural form: 1 (one), 3 (few), 5, 11 and 21 (many)
+        "rules": {
+            ("1", "1"): "1 dzień roboczy przed datą",
+            ("21", ""): "21 dni przed datą",
+            ("-5", "1"): "5 dni roboczych po dacie",
+            ("-11", ""): "11 dni po dacie",
+            ("0", ""): "w dniu daty",
+        },
         "gone": "Nie znaleziono obserwacji {id} (może została już usunięta).",
         "sms": "Zapisano: SMS-y są wysyłane przez SMS.ru.",
+        "sms_refused": "Nie zapisano: smsru: missing settings: api_id.",
         "sms_page": [
             "Adres URL raportów doręczenia:",
+            "Klucz API (api_id) <input",
+            "Nazwa nadawcy (from) <input",
+            "Tryb testowy (1 — bez faktycznej wysyłki) <input",
             'placeholder="ustawione; puste — bez zmian"',
             "Numery bez + są traktowane jako numery z kraju PL (kraj z kalendarza portalu).",
         ],
@@ -222,6 +281,7 @@ def test_the_forms_answer_in_the_pages_language(stack, lang: str) -> None:
     set_language(stack, lang)
     page = open_page(stack)
     assert page["status"] == 200
+    keep(f"{lang}-new", page["body"])
     [token] = set(hidden(page["body"], "form_token"))
 
     def answered(response: requests.Response, status: int, *expected: str) -> str:
@@ -247,11 +307,14 @@ def test_the_forms_answer_in_the_pages_language(stack, lang: str) -> None:
              "then": "move", "stage": "LOSE"}  # fmt: skip
     answered(send(stack, token, lang, "add_watch", **{**watch, "within_days": "three"}), 400,
              said["not_a_number"])  # fmt: skip
+    answered(send(stack, token, lang, "add_watch", **{**watch, "category_id": "zero"}), 400,
+             said["funnel_not_a_number"])  # fmt: skip
     added = answered(send(stack, token, lang, "add_watch", **watch), 200,
                      said["watching"], *said["table"])  # fmt: skip
     [watch_id] = re.findall(r'<tr id="watch-(\d+)">', added)
 
     answered(send(stack, token, lang, "sms"), 400, said["no_gateway"])
+    answered(send(stack, token, lang, "sms", gateway="smsru"), 400, said["sms_refused"])
     saved = answered(send(stack, token, lang, "sms", gateway="smsru", **{"smsru.api_id": "k"}),
                      200, said["sms"], *said["sms_page"])  # fmt: skip
     keep(lang, saved)  # the fullest page: a watch listed, a gateway chosen
@@ -260,6 +323,15 @@ def test_the_forms_answer_in_the_pages_language(stack, lang: str) -> None:
              said["removed"].format(id=watch_id))  # fmt: skip
     answered(send(stack, token, lang, "remove_watch", watch_id=watch_id), 400,
              said["gone"].format(id=watch_id))  # fmt: skip
+    answered(send(stack, token, lang, "remove_watch", watch_id="one"), 400,
+             said["id_not_a_number"])  # fmt: skip
+
+    for (days, working), rule in said["rules"].items():
+        listed = answered(send(stack, token, lang, "add_watch", **{**watch, "within_days": days,
+                                                                  "working_days": working}),
+                          200)  # fmt: skip
+        assert f"<td>UF_CRM_WARRANTY_END</td><td>{rule}</td>" in listed, (days, working)
+    keep(f"{lang}-rules", listed)
     answered(send(stack, token, lang, "drop_everything"), 400, said["unknown"])
     expires, _, signature = token.partition(".")
     answered(send(stack, f"{int(expires) + 60}.{signature}", lang, "calendar"), 403,

@@ -25,6 +25,16 @@ log = logging.getLogger(__package__)
 REDACTED = "***"
 
 
+def N_(text: str) -> str:
+    """Marks a message for the catalogue; translated where it is shown.
+
+    Gateway titles and field labels are marked with it (``pybabel extract -k N_``, see
+    babel.cfg and scripts/translations) but stay plain English here: this layer runs
+    without Flask, and the settings page translates them when it renders (sms/section.py).
+    """
+    return text
+
+
 class DeliveryStatus(StrEnum):
     """The portal's message statuses (messageservice.message.status.update STATUS)."""
 
@@ -92,7 +102,10 @@ class GatewayError(Exception):
 
 @dataclass(frozen=True)
 class Field:
-    """One setting of a gateway, as the admin settings form shows it."""
+    """One setting of a gateway, as the admin settings form shows it.
+
+    ``label`` and ``help`` are English, marked with ``N_``; the page translates them.
+    """
 
     name: str
     label: str
@@ -106,6 +119,7 @@ class Gateway(ABC):
     """One SMS gateway account: its config, an HTTP session and the gateway's API."""
 
     name: ClassVar[str]
+    #: What the settings page calls the gateway (a brand name, or English marked with ``N_``).
     title: ClassVar[str]
     fields: ClassVar[list[Field]]
     #: What our callback endpoint must answer so the gateway stops re-sending a report.

@@ -9,7 +9,7 @@ from typing import Any
 
 import requests
 
-from .base import DeliveryStatus, Field, Gateway, SendResult, StatusReport
+from .base import N_, DeliveryStatus, Field, Gateway, SendResult, StatusReport
 
 
 def dig(obj: Any, path: str) -> Any:
@@ -72,38 +72,48 @@ class GenericHttpGateway(Gateway):
     """
 
     name = "http"
-    title = "HTTP gateway"
+    title = N_("HTTP gateway")
     fields = [
-        Field("url", "Send URL"),
-        Field("method", "HTTP method (POST or GET)", required=False, default="POST"),
-        Field("body_format", "Body: form, json or query", required=False, default="form"),
-        Field("to_param", "Recipient parameter name", required=False, default="to"),
-        Field("text_param", "Text parameter name", required=False, default="text"),
-        Field("ref_param", "Message id parameter name", required=False, default=""),
-        Field("callback_param", "Callback URL parameter name", required=False, default=""),
-        Field("extra_params", "Extra fixed parameters (a=b, c=d)", required=False),
-        Field("json_template", "JSON body template (instead of parameter names)", required=False),
-        Field("auth_header", "Auth header name", required=False, default="Authorization"),
-        Field("auth_value", "Auth header value", secret=True, required=False),
-        Field("idempotency_header", "Idempotency header (gets the message id)", required=False),
-        Field("id_path", "Path to the message id in the reply", required=False, default="id"),
-        Field("status_path", "Path to the status in the reply", required=False),
-        Field("error_path", "Path to an error text in the reply", required=False),
+        Field("url", N_("Send URL")),
+        Field("method", N_("HTTP method (POST or GET)"), required=False, default="POST"),
+        Field("body_format", N_("Body: form, json or query"), required=False, default="form"),
+        Field("to_param", N_("Recipient parameter name"), required=False, default="to"),
+        Field("text_param", N_("Text parameter name"), required=False, default="text"),
+        Field("ref_param", N_("Message id parameter name"), required=False, default=""),
+        Field("callback_param", N_("Callback URL parameter name"), required=False, default=""),
+        Field("extra_params", N_("Extra fixed parameters (a=b, c=d)"), required=False),
         Field(
-            "status_map", "Gateway status=portal status (sent=sent, ok=delivered)", required=False
+            "json_template", N_("JSON body template (instead of parameter names)"), required=False
         ),
-        Field("poll_url", "Status URL with {id}", required=False),
+        Field("auth_header", N_("Auth header name"), required=False, default="Authorization"),
+        Field("auth_value", N_("Auth header value"), secret=True, required=False),
+        Field("idempotency_header", N_("Idempotency header (gets the message id)"), required=False),
+        Field("id_path", N_("Path to the message id in the reply"), required=False, default="id"),
+        Field("status_path", N_("Path to the status in the reply"), required=False),
+        Field("error_path", N_("Path to an error text in the reply"), required=False),
         Field(
-            "callback_id_key", "Callback field with the message id", required=False, default="id"
+            "status_map",
+            N_("Gateway status=portal status (sent=sent, ok=delivered)"),
+            required=False,
+        ),
+        Field("poll_url", N_("Status URL with {id}"), required=False),
+        Field(
+            "callback_id_key",
+            N_("Callback field with the message id"),
+            required=False,
+            default="id",
         ),
         Field(
             "callback_status_key",
-            "Callback field with the status",
+            N_("Callback field with the status"),
             required=False,
             default="status",
         ),
         Field(
-            "callback_error_key", "Callback field with the error", required=False, default="error"
+            "callback_error_key",
+            N_("Callback field with the error"),
+            required=False,
+            default="error",
         ),
     ]
     supports_client_ref = True

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .base import DeliveryStatus, Field, Gateway, SendResult, StatusReport, first_value
+from .base import N_, DeliveryStatus, Field, Gateway, SendResult, StatusReport, first_value
 
 _STATUSES = {
     "delivered": DeliveryStatus.DELIVERED,
@@ -32,11 +32,11 @@ class SerwerSmsGateway(Gateway):
     name = "serwersms"
     title = "SerwerSMS.pl"
     fields = [
-        Field("token", "API token (Bearer)", secret=True, required=False),
-        Field("username", "API user name (instead of a token)", required=False),
-        Field("password", "API user password", secret=True, required=False),
-        Field("sender", "Sender name (empty sends SMS ECO)", required=False),
-        Field("base_url", "API address", required=False, default="https://api2.serwersms.pl/"),
+        Field("token", N_("API token (Bearer)"), secret=True, required=False),
+        Field("username", N_("API user name (instead of a token)"), required=False),
+        Field("password", N_("API user password"), secret=True, required=False),
+        Field("sender", N_("Sender name (empty sends SMS ECO)"), required=False),
+        Field("base_url", N_("API address"), required=False, default="https://api2.serwersms.pl/"),
     ]
     supports_client_ref = True
     # No transient_codes: the documented error codes are all account or input problems.

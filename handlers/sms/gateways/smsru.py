@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .base import DeliveryStatus, Field, Gateway, GatewayError, SendResult, StatusReport, to_int
+from .base import N_, DeliveryStatus, Field, Gateway, GatewayError, SendResult, StatusReport, to_int
 
 _STATUSES = {
     100: DeliveryStatus.QUEUED,  # in the queue
@@ -37,10 +37,10 @@ class SmsRuGateway(Gateway):
     name = "smsru"
     title = "SMS.ru"
     fields = [
-        Field("api_id", "api_id", secret=True),
-        Field("sender", "Sender name (from)", required=False),
-        Field("test", "Test mode (1 = do not really send)", required=False),
-        Field("base_url", "API address", required=False, default="https://sms.ru"),
+        Field("api_id", N_("API key (api_id)"), secret=True),
+        Field("sender", N_("Sender name (from)"), required=False),
+        Field("test", N_("Test mode (1 = do not really send)"), required=False),
+        Field("base_url", N_("API address"), required=False, default="https://sms.ru"),
     ]
     callback_ack = "100"
     # Server trouble and rate limits: retrying later can succeed.

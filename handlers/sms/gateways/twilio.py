@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .base import (
+    N_,
     DeliveryStatus,
     Field,
     Gateway,
@@ -39,11 +40,11 @@ class TwilioGateway(Gateway):
     name = "twilio"
     title = "Twilio"
     fields = [
-        Field("account_sid", "Account SID"),
-        Field("auth_token", "Auth token", secret=True),
-        Field("from_number", "From (number or sender id)", required=False),
-        Field("messaging_service_sid", "Messaging Service SID", required=False),
-        Field("base_url", "API address", required=False, default="https://api.twilio.com"),
+        Field("account_sid", N_("Account SID")),
+        Field("auth_token", N_("Auth token"), secret=True),
+        Field("from_number", N_("From (number or sender id)"), required=False),
+        Field("messaging_service_sid", N_("Messaging Service SID"), required=False),
+        Field("base_url", N_("API address"), required=False, default="https://api.twilio.com"),
     ]
     callback_ack = ""
     # Too many requests / concurrency and queue limits: back off and retry.
