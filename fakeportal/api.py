@@ -9,7 +9,9 @@ portal's error code and HTTP status. ``ApiError``, their base, is importable fro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
@@ -60,6 +62,9 @@ class Call:
     method: str  # lower-case method name
     params: dict[str, Any]  # nested (PHP brackets already parsed), keys exactly as sent
     scope: list[str] | None = None  # the token's or webhook's scope; None: unrestricted
+    # The request's top-level ``auth_connector`` ("" when absent). Like ``auth`` it belongs to
+    # the HTTP request: every command of a batch gets the batch's.
+    connector: str = ""
 
     def get(self, name: str, default: Any = None) -> Any:
         """A parameter looked up case-insensitively (bizproc/messageservice style)."""
@@ -80,6 +85,51 @@ class Call:
     def require_admin(self) -> None:
         if not self.caller.is_admin:
             raise AccessDenied("Access denied! Admin permissions required")
+
+
+# the REST call being handled ---------------------------------------------------------------
+# One HTTP request is served by one thread (and a batch runs its commands in that thread), so a
+# context variable names the call whose handler runs now. The portal code that records offline
+# events asks it who made a change and with which ``auth_connector``; admin actions, robots,
+# triggers and the outbox run with none (they are not REST calls of an app).
+_current_call: ContextVar[Call | None] = ContextVar("fakeportal_current_call", default=None)
+_current_hit: ContextVar[object | None] = ContextVar("fakeportal_current_hit", default=None)
+
+
+def current_call() -> Call | None:
+    """The REST call whose handler is running in this context, or None outside one."""
+    return _current_call.get()
+
+
+@contextmanager
+def handling(call: Call | None) -> Iterator[None]:
+    """Run a block as (part of) ``call``; ``handling(None)``: as no REST call at all.
+
+    Automation wraps its own writes in ``handling(None)``: a trigger that moves a deal inside
+    the app's ``crm.automation.trigger.execute`` is the portal's change, not the app's.
+    """
+    token = _current_call.set(call)
+    try:
+        yield
+    finally:
+        _current_call.reset(token)
+
+
+def current_hit() -> object | None:
+    """The portal hit (one HTTP request: a REST call, a batch, an admin action) now served."""
+    return _current_hit.get()
+
+
+@contextmanager
+def portal_hit() -> Iterator[object]:
+    """Mark a block as one hit of the portal (ONOFFLINEEVENT with ``minTimeout`` 0 is sent at
+    most once per hit)."""
+    hit = object()
+    token = _current_hit.set(hit)
+    try:
+        yield hit
+    finally:
+        _current_hit.reset(token)
 
 
 @dataclass

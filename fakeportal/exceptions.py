@@ -54,6 +54,14 @@ class CodeZero(PortalError):
     code = "0"
 
 
+class TaskActionNotAllowed(PortalError):
+    """Code ``"1048582"`` (the tasks module's ACTION_NOT_ALLOWED, 0x100006): a task action the
+    user may not do, or not in the task's status."""
+
+    code = "1048582"
+    description = "Action on the task is not allowed"
+
+
 class ParamError(PortalError):
     """The REST engine's parameter error (``Could not find value for parameter {x}``); the
     code is the JSON number 100."""

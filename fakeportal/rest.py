@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fakeportal import limits, oauth, phpform, spec
-from fakeportal.api import METHODS, Call, Page
+from fakeportal.api import METHODS, Call, Page, handling, portal_hit
 from fakeportal.exceptions import (
     ApiError,
     BatchLengthExceeded,
@@ -118,8 +118,12 @@ def execute(
     params: dict[str, Any],
     *,
     in_batch: bool = False,
+    connector: str = "",
 ) -> tuple[Any, dict[str, Any]]:
-    """Run one method as the portal does; returns (result or Page, time object)."""
+    """Run one method as the portal does; returns (result or Page, time object).
+
+    ``connector`` is the request's ``auth_connector`` (a batch passes its own to each command).
+    """
     portal = auth.portal
     start = world.timestamp()
     t0 = time.perf_counter()
@@ -129,7 +133,7 @@ def execute(
     if method == "batch":
         if in_batch:
             raise BatchMethodNotAllowed()
-        result = run_batch(world, auth, params)
+        result = run_batch(world, auth, params, connector)
         elapsed = time.perf_counter() - t0
         return result, time_info(portal, start, start + elapsed, elapsed)
     info = METHODS.get(method)
@@ -143,10 +147,10 @@ def execute(
             portal.unknown_params.extend((method, name) for name in unknown)
     if not info.extra.get("validates"):
         spec.check_required(method, params)
-    call = Call(world, portal, auth.caller, method, params, auth.scope)
+    call = Call(world, portal, auth.caller, method, params, auth.scope, connector)
     h0 = time.perf_counter()
     try:
-        with world.lock:
+        with world.lock, handling(call):
             result = info.handler(call)
     except ApiError:
         raise
@@ -210,12 +214,31 @@ def _substitute(value: Any, results: dict[str, Any]) -> Any:
     return _REF.sub(repl, value)
 
 
+_AUTH_PARAMS = ("auth", "auth_connector")
+
+
+def request_connector(params: dict[str, Any]) -> str:
+    """The request's top-level ``auth_connector`` ("" when absent or not a scalar)."""
+    value = params.get("auth_connector")
+    if value is None or isinstance(value, (dict, list, bool)):
+        return ""
+    return str(value).strip()
+
+
 def _truthy(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "true", "y", "yes")
 
 
-def run_batch(world: World, auth: oauth.Auth, params: dict[str, Any]) -> dict[str, Any]:
-    """The ``batch`` method: run each ``"method?query"`` command, collecting the five maps."""
+def run_batch(
+    world: World, auth: oauth.Auth, params: dict[str, Any], connector: str = ""
+) -> dict[str, Any]:
+    """The ``batch`` method: run each ``"method?query"`` command, collecting the five maps.
+
+    Commands run with the batch request's credentials: its ``auth`` and its ``auth_connector``.
+    A command's own ``auth``/``auth_connector`` are dropped (UNCONFIRMED for
+    ``auth_connector``: the portal reads it with the auth parameters of the HTTP request, so a
+    command cannot carry its own; the strict reading).
+    """
     cmd = params.get("cmd")
     halt = _truthy(params.get("halt", 0))
     if isinstance(cmd, dict):
@@ -237,11 +260,11 @@ def run_batch(world: World, auth: oauth.Auth, params: dict[str, Any]) -> dict[st
         inner = {
             k: v
             for k, v in phpform.parse_query(query).items()
-            if not k.startswith("__") and k.lower() != "auth"
+            if not k.startswith("__") and k.lower() not in _AUTH_PARAMS
         }
         inner = _substitute(inner, results)
         try:
-            value, info = execute(world, auth, method, inner, in_batch=True)
+            value, info = execute(world, auth, method, inner, in_batch=True, connector=connector)
         except ApiError as err:
             errors[label] = _error(err)
             if halt:
@@ -321,7 +344,8 @@ def serve_call(
             if fault.status is not None:
                 raise ApiError(fault.code, fault.description, fault.status)
         limits.bucket_take(world, portal)
-        result, info = execute(world, auth, method, public)
+        with portal_hit():
+            result, info = execute(world, auth, method, public, connector=request_connector(params))
         body = _reply(result, info)
     except ApiError as err:
         status, body = err.status, _error(err)

@@ -20,7 +20,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from fakeportal import oauth, phpform, rest
-from fakeportal.api import ADMIN_ACTIONS
+from fakeportal.api import ADMIN_ACTIONS, portal_hit
 from fakeportal.state import WireRecord, World
 
 
@@ -126,7 +126,8 @@ class PortalApp:
         if not isinstance(body, dict):
             return _json({"error": "body must be a JSON object"}, 400)
         try:
-            return _json({"result": handler(self.world, **body)})
+            with portal_hit():  # an admin action is one portal hit (a click in the UI)
+                return _json({"result": handler(self.world, **body)})
         except (TypeError, ValueError, KeyError, LookupError) as exc:
             return _json({"error": f"{type(exc).__name__}: {exc}"}, 400)
 

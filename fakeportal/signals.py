@@ -4,9 +4,13 @@ Signals used:
 - ``"portal.created"``: ``(world, portal)``: seed a new portal (users, the default funnel).
 - ``"world.reset"``: ``(world)``: the world was emptied (portals, apps, config, extra);
   drop any module-level state kept beside it.
-- ``"crm.event"``: ``(portal, name, fields, user_id)``: a CRM change that bound event
-  handlers hear about, e.g. ``name="ONCRMDEALUPDATE", fields={"ID": "12"}``; ``user_id`` is
-  None when a robot/workflow made the change (the event then carries no user tokens).
+- ``"crm.event"``: ``(portal, name, fields, user_id, *, data)``: a CRM or task change that
+  bound event handlers hear about, e.g. ``name="ONCRMDEALUPDATE", fields={"ID": "12"}``;
+  ``user_id`` is None when a robot/workflow made the change (the event then carries no user
+  tokens). ``data`` is the event's whole ``data`` as handlers receive it: ``{"FIELDS":
+  fields}`` for CRM events, ``{"FIELDS_BEFORE": ..., "FIELDS_AFTER": ..., "IS_ACCESSIBLE_*":
+  ...}`` for ONTASK* events. Receivers take it as a keyword (``data=``). Who made the change
+  through REST (app, ``auth_connector``) is ``fakeportal.api.current_call()``.
 - ``"deal.stage_entered"``: ``(portal, deal_id, stage_id, category_id, user_id)``: a deal was
   created in or moved into a stage; automation rules of that stage run.
 """

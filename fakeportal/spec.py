@@ -61,7 +61,8 @@ def event_names() -> list[str]:
 
 
 def _ignored(name: str) -> bool:
-    return name.lower() == "auth" or name.startswith("__")
+    """``auth`` and ``auth_connector`` are the request's credentials, valid on every method."""
+    return name.lower() in ("auth", "auth_connector") or name.startswith("__")
 
 
 def unknown_params(method: str, params: dict[str, Any]) -> list[str]:

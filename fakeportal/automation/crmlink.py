@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from fakeportal.api import handling
 from fakeportal.exceptions import ApiError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,10 +28,16 @@ def get_deal(portal: Portal, deal_id: int) -> dict[str, Any] | None:
 
 
 def move_deal(portal: Portal, deal_id: int, stage_id: str) -> None:
-    """Move a deal as the automation does (no user: events carry no user tokens)."""
+    """Move a deal as the automation does (no user: events carry no user tokens).
+
+    Outside any REST call's context, even when a trigger fires inside the app's
+    ``crm.automation.trigger.execute``: the move is the portal's, so offline bindings always
+    get it, whatever ``auth_connector`` the app's call had.
+    """
     from fakeportal import crm
 
-    crm.move_deal(portal, int(deal_id), stage_id, user_id=None)
+    with handling(None):
+        crm.move_deal(portal, int(deal_id), stage_id, user_id=None)
 
 
 def deal_phone(portal: Portal, deal: dict[str, Any]) -> tuple[str, int | None]:

@@ -1,13 +1,26 @@
-"""event.bind / unbind / get, event.offline.*, and delivery of CRM events to apps.
+"""event.bind / unbind / get, event.offline.*, and delivery of CRM and task events to apps.
 
-A CRM change (signal ``crm.event``) is POSTed to every online handler bound by an installed,
+A change (signal ``crm.event``) is POSTed to every online handler bound by an installed,
 finished app: with the acting user's tokens, or with no token fields at all when a robot or
-workflow made the change. Offline bindings put a row into the app's offline queue instead
-(one row per object and event, the latest change wins).
+workflow made the change. Offline bindings put a row into the app's offline queue instead,
+following the portal's own rules (PROTOCOL.md §6 "Offline queue internals"):
+
+- ``MESSAGE_ID`` = md5(EVENT_NAME + "|" + json(EVENT_DATA)); a change merges into the row of
+  the same (MESSAGE_ID, app, connector, PROCESS_ID), PROCESS_ID being "" for a new change. So
+  one row per (event, object); a change while the row is reserved makes a second row; a
+  change to an object whose row is in error merges into the error row (which stays an error:
+  the merge updates only TIMESTAMP_X, EVENT_DATA and EVENT_ADDITIONAL).
+- A change is not queued for an offline binding when it is the REST call of that binding's
+  app with the binding's ``auth_connector`` ("" = ""; so an app's own connector-less writes
+  skip its connector-less bindings: the server code's rule, which the docs contradict).
+  Webhook calls, admin actions (the UI), robots and triggers are always queued.
+- A queued row sends ONOFFLINEEVENT to the app's online ONOFFLINEEVENT handlers, at most one
+  per ``options[minTimeout]`` seconds (default 1) per handler; minTimeout 0: one per hit.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import secrets
@@ -18,7 +31,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fakeportal import signals
-from fakeportal.api import Call, Page, admin, method
+from fakeportal.api import Call, Page, admin, current_call, current_hit, method
 from fakeportal.automation import outbox
 from fakeportal.automation.checks import as_list, check_handler
 from fakeportal.automation.lifecycle import tokenless_auth, user_auth
@@ -30,10 +43,19 @@ from fakeportal.automation.models import (
     automation,
     get_portal,
 )
-from fakeportal.exceptions import AccessDenied, CoreError, EventNotFound, InvalidArgs
+from fakeportal.exceptions import (
+    AccessDenied,
+    CoreError,
+    EventNotFound,
+    InvalidArgs,
+    WrongAuthType,
+)
 from fakeportal.state import Portal, World
 
 PAGE_SIZE = 50
+OFFLINE_LIMIT = 50  # event.offline.get's default ``limit``
+MIN_TIMEOUT = 1  # ONOFFLINEEVENT's default ``options[minTimeout]``, seconds
+_NOTIFIED = "automation_offline_notified"  # portal.extra: binding id -> (time, hit)
 
 
 @cache
@@ -50,6 +72,14 @@ def _int(value: Any, default: int = 0) -> int:
         return default
 
 
+def _php_int(value: Any) -> int:
+    """PHP's intval() of a parameter: garbage and absence are 0."""
+    try:
+        return int(float(str(value).strip()))
+    except (TypeError, ValueError):
+        return 0
+
+
 def _auth_type(call: Call) -> int:
     return _int(call.get("auth_type"), 0)
 
@@ -60,6 +90,12 @@ def _is_offline(call: Call) -> bool:
 
 @method("event.bind", validates=True)
 def event_bind(call: Call) -> bool:
+    """Bind a handler; an offline binding keeps the call's ``auth_connector`` as its connector.
+
+    Two offline bindings of one event differ by connector (UNCONFIRMED: the portal's
+    uniqueness check is taken to include CONNECTOR_ID, so an app may queue the same event for
+    two connectors).
+    """
     client_id = call.require_app()
     inst = app_installation(call.portal, client_id)
     name = str(call.get("event") or "").upper()
@@ -74,9 +110,11 @@ def event_bind(call: Call) -> bool:
         if not handler:
             raise InvalidArgs("Argument 'HANDLER' is null or empty")
         check_handler(handler)
+    connector = call.connector if offline else ""
+    key = (name, handler, auth_type, offline, connector)
     with call.world.lock:
         for b in inst.bindings:
-            if (b.event, b.handler, b.auth_type, b.offline) == (name, handler, auth_type, offline):
+            if (b.event, b.handler, b.auth_type, b.offline, b.auth_connector) == key:
                 raise CoreError("Handler already binded")
         inst.bindings.append(
             EventBinding(
@@ -85,7 +123,7 @@ def event_bind(call: Call) -> bool:
                 handler=handler,
                 auth_type=auth_type,
                 offline=offline,
-                auth_connector=str(call.get("auth_connector") or ""),
+                auth_connector=connector,
                 options=call.get("options"),
             )
         )
@@ -94,6 +132,7 @@ def event_bind(call: Call) -> bool:
 
 @method("event.unbind", validates=True)
 def event_unbind(call: Call) -> dict[str, int]:
+    """Unbind; offline bindings are matched by the call's ``auth_connector`` (UNCONFIRMED)."""
     client_id = call.require_app()
     inst = app_installation(call.portal, client_id)
     name = str(call.get("event") or "").upper()
@@ -109,6 +148,7 @@ def event_unbind(call: Call) -> dict[str, int]:
                 b.event == name
                 and b.offline == offline
                 and (offline or not handler or b.handler == handler)
+                and (not offline or b.auth_connector == call.connector)
                 and b.auth_type == auth_type
             )
             if hit:
@@ -121,6 +161,8 @@ def event_unbind(call: Call) -> dict[str, int]:
 
 @method("event.get", validates=True)
 def event_get(call: Call) -> list[dict[str, Any]]:
+    """The app's bindings: ``{event, handler, auth_type, offline: 0}`` online,
+    ``{event, connector_id, offline: 1}`` offline."""
     client_id = call.require_app()
     inst = app_installation(call.portal, client_id)
     with call.world.lock:
@@ -129,24 +171,45 @@ def event_get(call: Call) -> list[dict[str, Any]]:
 
 # delivery ----------------------------------------------------------------------------------
 def on_crm_event(
-    portal: Portal, name: str, fields: dict[str, Any], user_id: int | None = None
+    portal: Portal,
+    name: str,
+    fields: dict[str, Any],
+    user_id: int | None = None,
+    *,
+    data: Any = None,
 ) -> None:
     """Signal ``crm.event``: deliver to online handlers, queue rows for offline ones."""
     world = outbox.world_of(portal)
     if world is None:
         return
     name = name.upper()
+    payload = {"FIELDS": dict(fields)} if data is None else data
+    call = current_call()
     with world.lock:
         for inst in list(portal.apps.values()):
             if not isinstance(inst, Installation) or not inst.active:
                 continue
+            queued = False
             for binding in list(inst.bindings):
                 if binding.event != name:
                     continue
-                if binding.offline:
-                    _queue_offline(world, portal, inst, name, fields, user_id)
-                else:
-                    deliver(world, portal, inst, binding, {"FIELDS": fields}, user_id)
+                if not binding.offline:
+                    deliver(world, portal, inst, binding, payload, user_id)
+                elif not own_write(call, inst, binding):
+                    _queue_offline(world, portal, inst, binding, name, payload, user_id)
+                    queued = True
+            if queued:
+                _notify_offline(world, portal, inst)
+
+
+def own_write(call: Call | None, inst: Installation, binding: EventBinding) -> bool:
+    """Whether a change is the binding's app writing through REST with the binding's
+    connector: then the portal does not queue it (``auth_connector`` "" when absent)."""
+    return (
+        call is not None
+        and call.caller.app_id == inst.client_id
+        and call.connector == binding.auth_connector
+    )
 
 
 def deliver(
@@ -159,7 +222,7 @@ def deliver(
     *,
     refresh: bool = False,
 ) -> None:
-    """Queue one event POST to a bound handler."""
+    """Queue one event POST to a bound handler (sent once: a failed POST is not retried)."""
     acting = binding.auth_type or user_id
     if acting:
         auth = user_auth(world, portal, inst, int(acting), refresh=refresh)
@@ -175,52 +238,87 @@ def deliver(
     outbox.enqueue(world, portal, "event", binding.event, binding.handler, form)
 
 
+def message_id(name: str, data: Any) -> str:
+    """The queue's MESSAGE_ID: md5 of ``EVENT_NAME|json(EVENT_DATA)``.
+
+    The JSON is PHP's json_encode as far as it matters here: compact, keys in their order,
+    non-ASCII and ``/`` escaped (UNCONFIRMED which Json::encode flags the portal passes; event
+    data of ids and Y/N never meets the difference).
+    """
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=True).replace("/", "\\/")
+    return hashlib.md5(f"{name}|{text}".encode()).hexdigest()  # noqa: S324
+
+
 def _queue_offline(
     world: World,
     portal: Portal,
     inst: Installation,
+    binding: EventBinding,
     name: str,
-    fields: dict[str, Any],
+    data: Any,
     user_id: int | None,
 ) -> None:
+    """Add the change to the queue, or merge it into its unreserved row."""
     state = automation(portal)
-    data = {"FIELDS": {str(k): str(v) for k, v in fields.items()}}
-    digest = json.dumps([name, data], sort_keys=True).encode()
-    message_id = hashlib.md5(digest + inst.client_id.encode()).hexdigest()  # noqa: S324
+    event_data = copy.deepcopy(data) if data else False
+    digest = message_id(name, event_data)
+    additional: Any = {"user_id": str(user_id)} if user_id else False
+    now = world.timestamp()
     for row in state.offline:
-        if row.client_id == inst.client_id and row.message_id == message_id:
-            if not row.process_id and not row.error:
-                state.offline.remove(row)  # the latest change replaces the queued one
-                break
+        if (row.message_id, row.client_id, row.auth_connector, row.process_id) == (
+            digest,
+            inst.client_id,
+            binding.auth_connector,
+            "",
+        ):
+            row.at, row.event_data, row.event_additional = now, event_data, additional
+            return
     state.offline.append(
         OfflineEvent(
             id=portal.next_id("offline_event"),
             client_id=inst.client_id,
-            at=world.timestamp(),
+            at=now,
             event_name=name,
-            event_data=data,
-            event_additional={"user_id": str(user_id)} if user_id else False,
-            message_id=message_id,
+            event_data=event_data,
+            event_additional=additional,
+            message_id=digest,
+            auth_connector=binding.auth_connector,
         )
     )
-    _notify_offline(world, portal, inst)
+
+
+def _min_timeout(options: Any) -> int:
+    """``options[minTimeout]`` of an ONOFFLINEEVENT binding: seconds, default 1."""
+    if not isinstance(options, dict):
+        return MIN_TIMEOUT
+    value = {str(k).lower(): v for k, v in options.items()}.get("mintimeout")
+    if value is None or value == "":
+        return MIN_TIMEOUT
+    return max(0, _int(value, MIN_TIMEOUT))
 
 
 def _notify_offline(world: World, portal: Portal, inst: Installation) -> None:
-    """ONOFFLINEEVENT to online handlers bound to it, throttled by ``options[minTimeout]``."""
+    """ONOFFLINEEVENT to the app's online handlers of it: ``data`` empty, tokens with
+    ``refresh_token``. ``minTimeout`` > 0: the first at once, then none until that many
+    seconds (world clock) passed, per handler; 0: at most one per portal hit."""
     now = world.timestamp()
+    hit = current_hit()
+    notified = portal.extra.setdefault(_NOTIFIED, {})
     for binding in inst.bindings:
         if binding.event != "ONOFFLINEEVENT" or binding.offline:
             continue
-        options = binding.options if isinstance(binding.options, dict) else {}
-        min_timeout = _int({k.lower(): v for k, v in options.items()}.get("mintimeout"), 0)
-        last = portal.extra.setdefault("automation_offline_notified", {}).get(binding.id)
-        if last is not None and now - last < min_timeout:
-            continue
-        portal.extra["automation_offline_notified"][binding.id] = now
+        min_timeout = _min_timeout(binding.options)
+        last = notified.get(binding.id)
+        if last is not None:
+            if min_timeout > 0 and now - last[0] < min_timeout:
+                continue
+            if min_timeout == 0 and hit is not None and last[1] is hit:
+                continue
+        notified[binding.id] = (now, hit)
         deliver(world, portal, inst, binding, [], inst.user_id, refresh=True)
 
 
+# event.offline.* ---------------------------------------------------------------------------
 def _iso(portal: Portal, ts: float) -> str:
     try:
         zone: Any = ZoneInfo(portal.timezone)
@@ -244,144 +342,254 @@ def _row(portal: Portal, row: OfflineEvent, extended: bool = False) -> dict[str,
     return out
 
 
-_OPS = (">=", "<=", "!=", ">", "<", "=", "!")
+GET_FIELDS = frozenset({"ID", "TIMESTAMP_X", "EVENT_NAME", "MESSAGE_ID"})
+LIST_FIELDS = GET_FIELDS | {"PROCESS_ID", "ERROR"}
+_OPS = (">=", "<=", "!=", "!@", "@", ">", "<", "=", "!")
 
 
-def _filtered(portal: Portal, rows: list[OfflineEvent], flt: Any) -> list[OfflineEvent]:
+def _value(portal: Portal, row: OfflineEvent, field: str) -> Any:
+    return {
+        "ID": row.id,
+        "TIMESTAMP_X": int(row.at),
+        "EVENT_NAME": row.event_name,
+        "MESSAGE_ID": row.message_id,
+        "PROCESS_ID": row.process_id,
+        "ERROR": 1 if row.error else 0,
+    }[field]
+
+
+def _timestamp(value: Any) -> int:
+    """A TIMESTAMP_X filter value: ISO-8601, ``DD.MM.YYYY [HH:MM[:SS]]`` or unix seconds."""
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    for fmt in ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y"):
+        try:
+            return int(datetime.strptime(text, fmt).timestamp())
+        except ValueError:
+            pass
+    try:
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return 0
+
+
+def _expected(field: str, value: Any) -> Any:
+    if isinstance(value, (list, dict)):
+        items = value.values() if isinstance(value, dict) else value
+        return [_expected(field, v) for v in items]
+    if field in ("ID", "ERROR"):
+        return _php_int(value)
+    if field == "TIMESTAMP_X":
+        return _timestamp(value)
+    return str(value).upper() if field == "EVENT_NAME" else str(value)
+
+
+def _filtered(
+    portal: Portal, rows: list[OfflineEvent], flt: Any, allowed: frozenset[str]
+) -> list[OfflineEvent]:
+    """Rows matching ``filter`` (``{">ID": 5, "=EVENT_NAME": "ONCRMDEALADD"}``); fields other
+    than ``allowed`` are dropped, as the portal drops them."""
     if not isinstance(flt, dict):
         return rows
-    out = []
-    for row in rows:
-        values = {
-            "ID": row.id,
-            "TIMESTAMP_X": _iso(portal, row.at),
-            "EVENT_NAME": row.event_name,
-            "MESSAGE_ID": row.message_id,
-        }
-        ok = True
-        for key, expected in flt.items():
-            op = next((o for o in _OPS if str(key).startswith(o)), "=")
-            field = str(key)[len(op) :] if str(key).startswith(op) else str(key)
-            actual = values.get(field.upper())
-            if actual is None:
+    terms = []
+    for key, raw in flt.items():
+        text = str(key)
+        op = next((o for o in _OPS if text.startswith(o)), "")
+        field = text[len(op) :].upper()
+        if field in allowed:
+            terms.append((op or "=", field, _expected(field, raw)))
+
+    def matches(row: OfflineEvent) -> bool:
+        for op, field, expected in terms:
+            actual = _value(portal, row, field)
+            if field == "EVENT_NAME":
+                actual = str(actual).upper()
+            if isinstance(expected, list):
+                inside = actual in expected
+                if inside == (op in ("!", "!=", "!@")):
+                    return False
                 continue
-            if isinstance(actual, int):
-                expected = _int(expected)
-            elif field.upper() == "EVENT_NAME":
-                expected = str(expected).upper()
             ok = {
                 "=": actual == expected,
+                "@": actual == expected,
                 "!": actual != expected,
                 "!=": actual != expected,
+                "!@": actual != expected,
                 ">": actual > expected,
                 "<": actual < expected,
                 ">=": actual >= expected,
                 "<=": actual <= expected,
             }[op]
             if not ok:
-                break
-        if ok:
-            out.append(row)
+                return False
+        return True
+
+    return [r for r in rows if matches(r)]
+
+
+def _ordered(
+    portal: Portal,
+    rows: list[OfflineEvent],
+    order: Any,
+    default: tuple[str, str],
+    allowed: frozenset[str],
+) -> list[OfflineEvent]:
+    """Rows sorted by ``order`` (``{FIELD: ASC|DESC, ...}``), unknown fields dropped, ties by
+    ID; nothing usable left gives ``default``."""
+    keys = []
+    if isinstance(order, dict):
+        for field, direction in order.items():
+            if str(field).upper() in allowed:
+                keys.append((str(field).upper(), str(direction).upper() == "DESC"))
+    if not keys:
+        keys = [(default[0], default[1] == "DESC")]
+    out = sorted(rows, key=lambda r: r.id)
+    for field, desc in reversed(keys):
+        out.sort(key=lambda r, f=field: _value(portal, r, f), reverse=desc)
     return out
 
 
-def _ordered(rows: list[OfflineEvent], order: Any, default: tuple[str, str]) -> list:
-    key, direction = default
-    if isinstance(order, dict) and order:
-        key, direction = next(iter(order.items()))
-    attr = {"ID": "id", "TIMESTAMP_X": "at", "EVENT_NAME": "event_name"}.get(str(key).upper(), "id")
-    return sorted(
-        rows,
-        key=lambda r: (getattr(r, attr), r.id),
-        reverse=str(direction).upper() == "DESC",
-    )
+def _offline_app(call: Call) -> str:
+    """event.offline.* run with an app's token of an admin: WRONG_AUTH_TYPE for webhooks,
+    ACCESS_DENIED for other users."""
+    client_id = call.caller.app_id
+    if client_id is None:
+        raise WrongAuthType("Application context required")
+    app_installation(call.portal, client_id)
+    if not call.caller.is_admin:
+        raise AccessDenied("Access denied!")
+    return client_id
 
 
-def _offline_context(call: Call) -> tuple[Installation, list[OfflineEvent]]:
-    client_id = call.require_app()
-    call.require_admin()
-    inst = app_installation(call.portal, client_id)
-    rows = [r for r in automation(call.portal).offline if r.client_id == client_id]
-    return inst, rows
+def _queue(call: Call) -> list[OfflineEvent]:
+    """The caller app's rows of the call's connector (its ``auth_connector``, "" if none)."""
+    client_id = _offline_app(call)
+    return [
+        r
+        for r in automation(call.portal).offline
+        if r.client_id == client_id and r.auth_connector == call.connector
+    ]
+
+
+def _drop(call: Call, rows: list[OfflineEvent]) -> None:
+    state = automation(call.portal)
+    gone = {id(r) for r in rows}
+    state.offline = [r for r in state.offline if id(r) not in gone]
 
 
 @method("event.offline.get", validates=True)
 def offline_get(call: Call) -> dict[str, Any]:
+    """Reserve up to ``limit`` unreserved rows (error rows with ``error=1`` only) under a new
+    process id, or re-read those of ``process_id``; ``clear`` (default 1) deletes what was
+    returned and answers ``process_id: null``.
+
+    The ``rest_offline_extended`` plan gate of ``clear=0`` is not emulated (features are on).
+    With ``process_id`` the rows are re-read and, unless ``clear=0``, deleted too: the server
+    reserves first and clears after in one path (UNCONFIRMED; pass ``clear=0`` to re-read).
+    ``limit`` has no upper bound (none in the server code; UNCONFIRMED for the cloud).
+    """
     with call.world.lock:
-        _, rows = _offline_context(call)
-        process_id = str(call.get("process_id") or "")
-        if process_id:
-            picked = [r for r in rows if r.process_id == process_id]
-            return {"process_id": process_id, "events": [_row(call.portal, r) for r in picked]}
-        error = _int(call.get("error"), 0) == 1
-        connector = str(call.get("auth_connector") or "")
-        candidates = [
-            r
-            for r in rows
-            if not r.process_id
-            and r.error == error
-            and (not connector or r.auth_connector != connector)
-        ]
-        candidates = _ordered(
-            _filtered(call.portal, candidates, call.get("filter")),
-            call.get("order"),
-            ("TIMESTAMP_X", "ASC"),
+        rows = _queue(call)
+        raw_limit = call.get("limit")
+        limit = OFFLINE_LIMIT if raw_limit is None else _php_int(raw_limit)
+        if limit <= 0:
+            raise InvalidArgs("Value must be positive integer")
+        raw_clear = call.get("clear")
+        clear = raw_clear is None or _php_int(raw_clear) > 0
+        flt, order = call.get("filter"), call.get("order")
+        process_id = str(call.get("process_id") or "").strip()
+        if not process_id:
+            error = _php_int(call.get("error")) > 0
+            free = [r for r in rows if not r.process_id and r.error == error]
+            free = _filtered(call.portal, free, flt, GET_FIELDS)
+            process_id = secrets.token_hex(16)
+            for r in _ordered(call.portal, free, order, ("TIMESTAMP_X", "ASC"), GET_FIELDS)[:limit]:
+                r.process_id = process_id
+        mine = _filtered(
+            call.portal, [r for r in rows if r.process_id == process_id], flt, GET_FIELDS
         )
-        limit = max(1, _int(call.get("limit"), PAGE_SIZE) or PAGE_SIZE)
-        picked = candidates[:limit]
+        picked = _ordered(call.portal, mine, order, ("TIMESTAMP_X", "ASC"), GET_FIELDS)[:limit]
         events = [_row(call.portal, r) for r in picked]
-        if _int(call.get("clear"), 1) == 1:
-            state = automation(call.portal)
-            state.offline = [r for r in state.offline if r not in picked]
+        if clear:
+            _drop(call, picked)
             return {"process_id": None, "events": events}
-        new_process = secrets.token_hex(16)
-        for r in picked:
-            r.process_id = new_process
-        return {"process_id": new_process, "events": events}
+        return {"process_id": process_id, "events": events}
 
 
-def _process_rows(call: Call) -> tuple[str, list[OfflineEvent]]:
-    _, rows = _offline_context(call)
-    process_id = str(call.get("process_id") or "")
+def _process_id(call: Call) -> str:
+    process_id = str(call.get("process_id") or "").strip()
     if not process_id:
-        raise InvalidArgs("Argument 'process_id' is null or empty")
-    return process_id, [r for r in rows if r.process_id == process_id]
+        raise InvalidArgs("Argument 'PROCESS_ID' is null or empty")
+    return process_id
+
+
+def _id_list(call: Call, name: str) -> list[Any] | None:
+    """``id[]`` / ``message_id[]``: None when absent or empty; not an array -> the
+    ArgumentException the portal answers (texts UNCONFIRMED)."""
+    raw = call.get(name)
+    if raw is None or raw == "" or raw == [] or raw == {}:
+        return None
+    values = as_list(raw)
+    if values is None:
+        raise InvalidArgs(f"Argument '{name.upper()}' must be an array")
+    return values
 
 
 @method("event.offline.clear", validates=True)
 def offline_clear(call: Call) -> bool:
+    """Delete rows of a reserved batch: those of ``message_id[]`` (32-char ids), else of
+    ``id[]`` (positive ints), else the whole batch."""
     with call.world.lock:
-        _, rows = _process_rows(call)
-        ids = {str(v) for v in as_list(call.get("id")) or []}
-        message_ids = {str(v) for v in as_list(call.get("message_id")) or []}
-        if ids:
-            rows = [r for r in rows if str(r.id) in ids]
-        if message_ids:
-            rows = [r for r in rows if r.message_id in message_ids]
-        state = automation(call.portal)
-        state.offline = [r for r in state.offline if r not in rows]
+        rows = _queue(call)
+        process_id = _process_id(call)
+        batch = [r for r in rows if r.process_id == process_id]
+        message_ids = _id_list(call, "message_id")
+        ids = _id_list(call, "id")
+        if message_ids is not None:
+            wanted = {str(v) for v in message_ids}
+            if any(len(v) != 32 for v in wanted):
+                raise InvalidArgs("Argument 'MESSAGE_ID' must hold 32-character message ids")
+            batch = [r for r in batch if r.message_id in wanted]
+        elif ids is not None:
+            numbers = {_php_int(v) for v in ids}
+            if any(n <= 0 for n in numbers) or any(not str(v).strip().isdigit() for v in ids):
+                raise InvalidArgs("Argument 'ID' must hold positive integers")
+            batch = [r for r in batch if r.id in numbers]
+        _drop(call, batch)
     return True
 
 
 @method("event.offline.error", validates=True)
 def offline_error(call: Call) -> bool:
+    """Mark rows of a reserved batch as errors and release them (PROCESS_ID ""); newer rows of
+    the same MESSAGE_ID (app and connector) are deleted, so one error row remains."""
     with call.world.lock:
-        _, rows = _process_rows(call)
-        message_ids = {str(v) for v in as_list(call.get("message_id")) or []}
-        for r in rows:
-            if not message_ids or r.message_id in message_ids:
-                r.error = True
-                r.process_id = ""
+        rows = _queue(call)
+        process_id = _process_id(call)
+        message_ids = _id_list(call, "message_id")
+        if message_ids is None:
+            raise InvalidArgs("Argument 'MESSAGE_ID' is null or empty")
+        wanted = {str(v) for v in message_ids}
+        marked = [r for r in rows if r.process_id == process_id and r.message_id in wanted]
+        newer = [
+            r
+            for r in rows
+            if any(r.message_id == m.message_id and r.id > m.id for m in marked) and r not in marked
+        ]
+        _drop(call, newer)
+        for r in marked:
+            r.error = True
+            r.process_id = ""
     return True
 
 
 @method("event.offline.list", validates=True)
 def offline_list(call: Call) -> Page:
+    """Read-only, paged by ``start``; rows show PROCESS_ID and ERROR; default order ID ASC."""
     with call.world.lock:
-        _, rows = _offline_context(call)
-        rows = _ordered(
-            _filtered(call.portal, rows, call.get("filter")), call.get("order"), ("ID", "DESC")
-        )
+        rows = _filtered(call.portal, _queue(call), call.get("filter"), LIST_FIELDS)
+        rows = _ordered(call.portal, rows, call.get("order"), ("ID", "ASC"), LIST_FIELDS)
         start = _int(call.get("start"), 0)
         if start == -1:
             return Page([_row(call.portal, r, True) for r in rows[:PAGE_SIZE]], 0, None)
@@ -402,7 +610,7 @@ def event_bindings(world: World, member_id: str, client_id: str | None = None) -
                 client_id is None or inst.client_id == client_id
             ):
                 for b in inst.bindings:
-                    out.append({"client_id": inst.client_id, "id": b.id, **b.as_dict()})
+                    out.append({"client_id": inst.client_id, "id": b.id, **b.admin_dict()})
         return out
 
 

@@ -71,11 +71,25 @@ class EventBinding:
     options: Any = None
 
     def as_dict(self) -> dict[str, Any]:
+        """As event.get lists it: offline bindings show their connector, not a handler."""
+        if self.offline:
+            return {"event": self.event, "connector_id": self.auth_connector, "offline": 1}
+        return {
+            "event": self.event,
+            "handler": self.handler,
+            "auth_type": str(self.auth_type),
+            "offline": 0,
+        }
+
+    def admin_dict(self) -> dict[str, Any]:
+        """Every field, for the admin surface (``apps``, ``event_bindings``)."""
         return {
             "event": self.event,
             "handler": self.handler,
             "auth_type": str(self.auth_type),
             "offline": 1 if self.offline else 0,
+            "connector_id": self.auth_connector,
+            "options": self.options,
         }
 
 
@@ -161,7 +175,7 @@ class Installation:
             "user_id": self.user_id,
             "robots": sorted(a.code for a in self.activities.values() if a.is_robot),
             "activities": sorted(a.code for a in self.activities.values() if not a.is_robot),
-            "events": [b.as_dict() for b in self.bindings],
+            "events": [b.admin_dict() for b in self.bindings],
             "placements": [p.placement for p in self.placements],
             "triggers": dict(self.triggers),
             "senders": sorted(self.senders),
@@ -314,17 +328,18 @@ class Message:
 
 @dataclass
 class OfflineEvent:
-    """A row of the offline event queue (``event.offline.*``)."""
+    """A row of the offline event queue (``event.offline.*``): one per (MESSAGE_ID, app,
+    connector, PROCESS_ID), as the portal's unique key has it."""
 
     id: int
-    client_id: str
-    at: float
+    client_id: str  # APP_ID
+    at: float  # TIMESTAMP_X: the last change merged into the row
     event_name: str
     event_data: Any
     event_additional: Any
     message_id: str
-    auth_connector: str = ""
-    process_id: str = ""
+    auth_connector: str = ""  # CONNECTOR_ID: the binding's auth_connector
+    process_id: str = ""  # "" unreserved; else the event.offline.get batch holding it
     error: bool = False
 
 

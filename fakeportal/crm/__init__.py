@@ -27,9 +27,12 @@ Python functions for the automation side and the admin surface (call them under
 - ``create_invoice(portal, fields, user_id=None)`` / ``move_invoice(...)``: smart invoices.
 - ``add_timeline_comment(portal, entity_type, entity_id, text, user_id=None)``,
   ``add_todo(portal, owner_type_id, owner_id, deadline, title, ...)``,
-  ``create_task(portal, fields, user_id=None)``, ``notify(portal, user_id, message, ...)``.
+  ``create_task(portal, fields, user_id=None)``, ``update_task(portal, task_id, fields, ...)``,
+  ``change_task_status(portal, task_id, "complete", user_id=None)`` (start, pause, defer,
+  complete, renew, approve, disapprove), ``delete_task(portal, task_id, user_id=None)``,
+  ``notify(portal, user_id, message, ...)``.
 
-Signals sent: ``crm.event`` ``(portal, name, fields, user_id)`` on every change and
+Signals sent: ``crm.event`` ``(portal, name, fields, user_id, data=...)`` on every change and
 ``deal.stage_entered`` ``(portal, deal_id, stage_id, category_id, user_id)`` after a deal is
 created in or moved into a stage.
 """
@@ -50,7 +53,8 @@ from .deals import (
 )
 from .im import notify
 from .items import create_invoice, move_invoice, update_deal_item
-from .tasks import create_task, update_task
+from .tasks import change_status as change_task_status
+from .tasks import create_task, delete_task, update_task
 from .timeline import add_timeline_comment, add_todo
 from .userfields import add_user_field
 
@@ -66,8 +70,10 @@ __all__ = [
     "create_contact",
     "create_deal",
     "create_invoice",
+    "change_task_status",
     "create_task",
     "delete_deal",
+    "delete_task",
     "find_stage",
     "get_company",
     "get_contact",

@@ -1,6 +1,11 @@
 """The CRM's admin actions (``POST /_admin/<action>``, JSON body): funnels, deals, contacts,
-users, user fields, and a dump of a portal's tables. Changes made here carry no user
-(``user_id`` None) unless the body names one, so events go out without user tokens.
+users, user fields, tasks, and a dump of a portal's tables. Changes made here carry no user
+(``user_id`` None) unless the body names one, so events go out without user tokens. Task
+status actions name the user who acts (``complete_task(task_id=7, user_id=4)``: "the
+accountant completes it in the UI"), with that user's rights.
+
+Admin actions are the portal's UI, not REST calls of an app: their changes always reach
+offline queues (no ``auth_connector`` applies).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from fakeportal.api import admin as _register
 from fakeportal.exceptions import ApiError
 from fakeportal.state import World
 
-from . import categories, contacts, deals, seed, userfields
+from . import categories, contacts, deals, seed, tasks, userfields
 
 
 def admin(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -190,6 +195,98 @@ def add_deal_userfield(
             portal, "DEAL", name, type, label=label, multiple=multiple, list_values=list
         )
         return userfields.view(userfields.table(portal)[field_id])
+
+
+@admin("create_task")
+def create_task(
+    world: World, fields: dict[str, Any], member_id: str | None = None, user_id: int | None = None
+) -> dict[str, Any]:
+    """A task as tasks.task.add makes it (upper-case fields); the reply's ``task`` form."""
+    with world.lock:
+        portal = find_portal(world, member_id)
+        task_id = tasks.create_task(portal, fields, user_id)
+        return tasks.task_view(portal, tasks.table(portal)[task_id])
+
+
+@admin("get_task")
+def get_task(
+    world: World, task_id: int, member_id: str | None = None, select: list[str] | None = None
+) -> dict[str, Any]:
+    """A task as tasks.task.get shows it (``select`` as there, e.g. ``["*", "UF_CRM_TASK"]``)."""
+    with world.lock:
+        portal = find_portal(world, member_id)
+        return tasks.task_view(portal, tasks.require_task(portal, task_id), tasks.select(select))
+
+
+def _task_action(world: World, action: str, task_id: int, user_id: int, member_id: str | None):
+    with world.lock:
+        portal = find_portal(world, member_id)
+        tasks.change_status(portal, task_id, action, int(user_id))
+        return tasks.task_view(portal, tasks.require_task(portal, task_id))
+
+
+@admin("start_task")
+def start_task(
+    world: World, task_id: int, user_id: int, member_id: str | None = None
+) -> dict[str, Any]:
+    """``user_id`` starts the task (-> 3), as tasks.task.start."""
+    return _task_action(world, "start", task_id, user_id, member_id)
+
+
+@admin("pause_task")
+def pause_task(
+    world: World, task_id: int, user_id: int, member_id: str | None = None
+) -> dict[str, Any]:
+    """``user_id`` pauses the task (3 -> 2), as tasks.task.pause."""
+    return _task_action(world, "pause", task_id, user_id, member_id)
+
+
+@admin("complete_task")
+def complete_task(
+    world: World, task_id: int, user_id: int, member_id: str | None = None
+) -> dict[str, Any]:
+    """``user_id`` completes the task (-> 5; 4 under TASK_CONTROL unless the creator)."""
+    return _task_action(world, "complete", task_id, user_id, member_id)
+
+
+@admin("defer_task")
+def defer_task(
+    world: World, task_id: int, user_id: int, member_id: str | None = None
+) -> dict[str, Any]:
+    """``user_id`` defers the task (-> 6), as tasks.task.defer."""
+    return _task_action(world, "defer", task_id, user_id, member_id)
+
+
+@admin("renew_task")
+def renew_task(
+    world: World, task_id: int, user_id: int, member_id: str | None = None
+) -> dict[str, Any]:
+    """``user_id`` renews a closed or deferred task (-> 2; closedBy/closedDate cleared)."""
+    return _task_action(world, "renew", task_id, user_id, member_id)
+
+
+@admin("approve_task")
+def approve_task(
+    world: World, task_id: int, user_id: int, member_id: str | None = None
+) -> dict[str, Any]:
+    """The creator (or an admin) accepts a task awaiting control (4 -> 5)."""
+    return _task_action(world, "approve", task_id, user_id, member_id)
+
+
+@admin("disapprove_task")
+def disapprove_task(
+    world: World, task_id: int, user_id: int, member_id: str | None = None
+) -> dict[str, Any]:
+    """The creator (or an admin) sends a task awaiting control back (4 -> 2)."""
+    return _task_action(world, "disapprove", task_id, user_id, member_id)
+
+
+@admin("delete_task")
+def delete_task(world: World, task_id: int, user_id: int, member_id: str | None = None) -> bool:
+    """``user_id`` (the creator or an admin) deletes the task; ONTASKDELETE fires."""
+    with world.lock:
+        tasks.delete_task(find_portal(world, member_id), task_id, int(user_id))
+        return True
 
 
 def _plain(value: Any) -> Any:

@@ -176,9 +176,19 @@ def camel(name: str) -> str:
 
 
 # signals ----------------------------------------------------------------------------------
-def crm_event(portal: Portal, name: str, fields: dict[str, Any], user_id: int | None) -> None:
-    """Tell event delivery about a CRM change (``{"ID": "12"}`` style fields)."""
-    signals.send("crm.event", portal, name, fields, user_id)
+def crm_event(
+    portal: Portal,
+    name: str,
+    fields: dict[str, Any],
+    user_id: int | None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Tell event delivery about a change (``{"ID": "12"}`` style fields).
+
+    ``data`` is the event's whole ``data`` when it is not ``{"FIELDS": fields}`` (task events).
+    """
+    payload = {"FIELDS": dict(fields)} if data is None else data
+    signals.send("crm.event", portal, name, fields, user_id, data=payload)
 
 
 def acting_user(call: Call) -> int | None:

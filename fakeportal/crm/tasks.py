@@ -1,6 +1,18 @@
-"""Tasks: tasks.task.add/get/list/update. Replies are camelCase with string values, under
+"""Tasks: tasks.task.add/get/list/update/delete and the status methods (start, pause, defer,
+complete, renew, approve, disapprove). Replies are camelCase with string values, under
 ``result.task`` / ``result.tasks``; CRM bindings are ``UF_CRM_TASK`` (``["D_10", "C_3"]``),
 shown as ``ufCrmTask`` only when selected.
+
+Every change sends ``crm.event`` with the task events' own ``data``: ``FIELDS_BEFORE``,
+``FIELDS_AFTER`` (only ``ID`` inside, or the string ``"undefined"``), ``IS_ACCESSIBLE_BEFORE``
+and ``IS_ACCESSIBLE_AFTER``. ONTASKUPDATE fires on status changes too.
+
+Status rules (PROTOCOL.md §11; which status each action starts from and who may do it is
+UNCONFIRMED in the docs, so they are strict here): ``ACTIONS`` lists the statuses an action
+is allowed from; a creator, the responsible person, an accomplice or a portal admin may
+start, pause, defer, complete and renew; only the creator or an admin may approve,
+disapprove and delete. Anything else answers ``"1048582"`` "Action on the task is not
+allowed" (delete: "No access to delete the task").
 """
 
 from __future__ import annotations
@@ -8,8 +20,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fakeportal.api import Call, Page, method
-from fakeportal.exceptions import CodeZero, CoreError, ParamError
+from fakeportal.api import Call, Page, flag, method
+from fakeportal.exceptions import CodeZero, CoreError, ParamError, TaskActionNotAllowed
 from fakeportal.state import Portal
 
 from . import common, query
@@ -79,6 +91,21 @@ WRITABLE_INT = (
 )
 WRITABLE_DT = ("DEADLINE", "START_DATE_PLAN", "END_DATE_PLAN", "DATE_START")
 STATUSES = {1, 2, 3, 4, 5, 6, 7}
+NEW, PENDING, IN_PROGRESS, SUPPOSEDLY_COMPLETED, COMPLETED, DEFERRED, DECLINED = range(1, 8)
+
+# action -> (statuses it is allowed from, status it gives). ``complete`` gives 4 instead of 5
+# for a TASK_CONTROL task completed by anyone but its creator (see ``complete_status``).
+ACTIONS: dict[str, tuple[frozenset[int], int]] = {
+    "start": (frozenset({NEW, PENDING}), IN_PROGRESS),
+    "pause": (frozenset({IN_PROGRESS}), PENDING),
+    "defer": (frozenset({NEW, PENDING, IN_PROGRESS}), DEFERRED),
+    "complete": (frozenset({NEW, PENDING, IN_PROGRESS, DEFERRED}), COMPLETED),
+    "renew": (frozenset({SUPPOSEDLY_COMPLETED, COMPLETED, DEFERRED, DECLINED}), PENDING),
+    "approve": (frozenset({SUPPOSEDLY_COMPLETED}), COMPLETED),
+    "disapprove": (frozenset({SUPPOSEDLY_COMPLETED}), PENDING),
+}
+CONTROL_ACTIONS = frozenset({"approve", "disapprove"})  # the creator's (or an admin's)
+UNDEFINED = "undefined"  # what task events send where there is nothing to send
 
 
 def camel(name: str) -> str:
@@ -170,7 +197,9 @@ def create_task(portal: Portal, fields: dict[str, Any], user_id: int | None = No
             "SITE_ID": "s1",
             "DESCRIPTION_IN_BBCODE": "Y",
             "STATUS": 2,
+            "STATUS_CHANGED_BY": actor,
             "STATUS_CHANGED_DATE": now,
+            "CLOSED_BY": 0,  # the portal shows "0" until a task is closed
             "DURATION_TYPE": "days",
             "GROUP_ID": 0,
             "AUDITORS": [],
@@ -185,8 +214,70 @@ def create_task(portal: Portal, fields: dict[str, Any], user_id: int | None = No
     task_id = portal.next_id("task")
     task["ID"] = task_id
     table(portal)[task_id] = task
-    common.crm_event(portal, "ONTASKADD", {"ID": str(task_id)}, user_id)
+    _task_event(portal, "ONTASKADD", task_id, user_id)
     return task_id
+
+
+def _task_event(portal: Portal, name: str, task_id: int, user_id: int | None) -> None:
+    """ONTASKADD / ONTASKUPDATE / ONTASKDELETE with their documented ``data``.
+
+    The values are the docs' examples (api-reference/tasks/events-tasks/*.md): the portal
+    sends what it knows without an access check, so ``IS_ACCESSIBLE_*`` is ``N`` on the side
+    where the task does not exist and ``"undefined"`` elsewhere. ``ID`` is a number here, as
+    the docs' PHP arrays show it (UNCONFIRMED for the offline queue's JSON; the form POST makes
+    it a string anyway). The real portal also drops deliveries to users who cannot read the
+    task; not emulated.
+    """
+    ref = {"ID": int(task_id)}
+    data: dict[str, Any] = {
+        "ONTASKADD": {
+            "FIELDS_BEFORE": UNDEFINED,
+            "FIELDS_AFTER": ref,
+            "IS_ACCESSIBLE_BEFORE": "N",
+            "IS_ACCESSIBLE_AFTER": UNDEFINED,
+        },
+        "ONTASKUPDATE": {
+            "FIELDS_BEFORE": ref,
+            "FIELDS_AFTER": dict(ref),
+            "IS_ACCESSIBLE_BEFORE": UNDEFINED,
+            "IS_ACCESSIBLE_AFTER": UNDEFINED,
+        },
+        "ONTASKDELETE": {
+            "FIELDS_BEFORE": ref,
+            "FIELDS_AFTER": UNDEFINED,
+            "IS_ACCESSIBLE_BEFORE": UNDEFINED,
+            "IS_ACCESSIBLE_AFTER": "N",
+        },
+    }[name]
+    common.crm_event(portal, name, {"ID": str(task_id)}, user_id, data=data)
+
+
+def _set_status(task: dict[str, Any], status: int, user_id: int | None, now: Any) -> None:
+    """A status change and what comes with it: closed on 5, reopened otherwise.
+
+    Status 4 (awaiting control) leaves ``closedBy``/``closedDate`` empty: the task is closed
+    only when approved (UNCONFIRMED; the approve example shows them set by the approver).
+    """
+    if status == task["STATUS"]:
+        return
+    task["STATUS"] = status
+    task["STATUS_CHANGED_DATE"] = now
+    task["STATUS_CHANGED_BY"] = user_id if user_id is not None else task["STATUS_CHANGED_BY"]
+    if status == COMPLETED:
+        task["CLOSED_BY"] = user_id if user_id is not None else 0
+        task["CLOSED_DATE"] = now
+    else:
+        task["CLOSED_BY"] = 0
+        task["CLOSED_DATE"] = None
+    if status == IN_PROGRESS:
+        task["DATE_START"] = now
+
+
+def _touch(task: dict[str, Any], user_id: int | None, now: Any) -> None:
+    task["CHANGED_DATE"] = now
+    task["ACTIVITY_DATE"] = now
+    if user_id is not None:
+        task["CHANGED_BY"] = user_id
 
 
 def update_task(
@@ -198,17 +289,65 @@ def update_task(
     _apply(portal, updated, fields)
     _validate(portal, updated)
     now = common.now(portal)
-    if updated["STATUS"] != task["STATUS"]:
-        updated["STATUS_CHANGED_DATE"] = now
-        updated["STATUS_CHANGED_BY"] = user_id
-        if updated["STATUS"] == 5:
-            updated["CLOSED_DATE"] = now
-            updated["CLOSED_BY"] = user_id
-    updated["CHANGED_DATE"] = now
-    if user_id is not None:
-        updated["CHANGED_BY"] = user_id
+    status = updated["STATUS"]
+    updated["STATUS"] = task["STATUS"]
+    _set_status(updated, status, user_id, now)
+    _touch(updated, user_id, now)
     task.update(updated)
-    common.crm_event(portal, "ONTASKUPDATE", {"ID": str(task_id)}, user_id)
+    _task_event(portal, "ONTASKUPDATE", task_id, user_id)
+
+
+def _is_admin(portal: Portal, user_id: int) -> bool:
+    return flag((portal.table("user").get(user_id) or {}).get("IS_ADMIN"))
+
+
+def _may_edit(portal: Portal, task: dict[str, Any], user_id: int | None) -> bool:
+    """Creator, responsible, accomplice or admin (auditors only watch). None: automation."""
+    if user_id is None or _is_admin(portal, user_id):
+        return True
+    return user_id in (task["CREATED_BY"], task["RESPONSIBLE_ID"]) or user_id in (
+        task.get("ACCOMPLICES") or []
+    )
+
+
+def _may_control(portal: Portal, task: dict[str, Any], user_id: int | None) -> bool:
+    """The creator or an admin: approve, disapprove, delete. None: automation."""
+    return user_id is None or user_id == task["CREATED_BY"] or _is_admin(portal, user_id)
+
+
+def complete_status(task: dict[str, Any], user_id: int | None) -> int:
+    """5, or 4 (awaiting the creator's control) for a TASK_CONTROL task completed by anyone
+    but its creator, admins and automation included (UNCONFIRMED: the docs' examples only
+    show 5; the strict reading of "task control")."""
+    if flag(task.get("TASK_CONTROL")) and user_id != task["CREATED_BY"]:
+        return SUPPOSEDLY_COMPLETED
+    return COMPLETED
+
+
+def change_status(portal: Portal, task_id: Any, action: str, user_id: int | None = None) -> int:
+    """Do a status action (``"start"``, ``"complete"``, ... as ``ACTIONS`` names them) as
+    ``user_id``, as tasks.task.<action> does; fires ONTASKUPDATE; returns the new status."""
+    task = require_task(portal, task_id)
+    allowed_from, status = ACTIONS[action]
+    permitted = (_may_control if action in CONTROL_ACTIONS else _may_edit)(portal, task, user_id)
+    if not permitted or task["STATUS"] not in allowed_from:
+        raise TaskActionNotAllowed()
+    if action == "complete":
+        status = complete_status(task, user_id)
+    now = common.now(portal)
+    _set_status(task, status, user_id, now)
+    _touch(task, user_id, now)
+    _task_event(portal, "ONTASKUPDATE", task["ID"], user_id)
+    return status
+
+
+def delete_task(portal: Portal, task_id: Any, user_id: int | None = None) -> None:
+    """Delete a task as tasks.task.delete does (creator or admin); fires ONTASKDELETE."""
+    task = require_task(portal, task_id)
+    if not _may_control(portal, task, user_id):
+        raise TaskActionNotAllowed("No access to delete the task")
+    del table(portal)[task["ID"]]
+    _task_event(portal, "ONTASKDELETE", task["ID"], user_id)
 
 
 def require_task(portal: Portal, task_id: Any) -> dict[str, Any]:
@@ -236,7 +375,8 @@ def task_view(portal: Portal, task: dict[str, Any], select: list[str] | None = N
     return view
 
 
-def _select(value: Any) -> list[str] | None:
+def select(value: Any) -> list[str] | None:
+    """A ``select`` list as field names (camelCase or UPPER; ``*`` = the default set)."""
     if isinstance(value, dict):
         value = list(value.values())
     if not isinstance(value, list) or not value:
@@ -273,7 +413,7 @@ def task_get(call: Call) -> dict[str, Any]:
     if call.get("taskId") is None:
         raise ParamError("CTaskItem All parameters in the constructor must have real class type")
     task = require_task(call.portal, call.get("taskId"))
-    return {"task": task_view(call.portal, task, _select(call.get("select")))}
+    return {"task": task_view(call.portal, task, select(call.get("select")))}
 
 
 @method("tasks.task.update", scope="task", validates=True)
@@ -304,5 +444,27 @@ def task_list(call: Call) -> Page:
         resolve=resolve,
         kinds=lambda f: FIELDS.get(f, "str"),
     )
-    select = _select(call.get("select"))
-    return Page([task_view(portal, r, select) for r in rows], total, nxt, "tasks")
+    names = select(call.get("select"))
+    return Page([task_view(portal, r, names) for r in rows], total, nxt, "tasks")
+
+
+def _status_method(action: str) -> None:
+    """Register ``tasks.task.<action> {taskId*}`` -> ``result.task`` with its new status."""
+
+    def handler(call: Call) -> dict[str, Any]:
+        task = require_task(call.portal, call.get("taskId"))
+        change_status(call.portal, task["ID"], action, common.acting_user(call))
+        return {"task": task_view(call.portal, task)}
+
+    handler.__name__ = f"task_{action}"
+    method(f"tasks.task.{action}", scope="task")(handler)
+
+
+for _action in ACTIONS:
+    _status_method(_action)
+
+
+@method("tasks.task.delete", scope="task")
+def task_delete(call: Call) -> dict[str, bool]:
+    delete_task(call.portal, call.get("taskId"), common.acting_user(call))
+    return {"task": True}

@@ -124,7 +124,7 @@ def test_offline_events(installed_app: InstalledApp, fake_admin: AdminClient) ->
     assert row["EVENT_NAME"] == "ONCRMDEALUPDATE"
     assert row["EVENT_DATA"] == {"FIELDS": {"ID": str(first)}}
     assert row["EVENT_ADDITIONAL"] == {"user_id": "1"}
-    again = app.ok("event.offline.get", process_id=reserved["process_id"])
+    again = app.ok("event.offline.get", process_id=reserved["process_id"], clear=0)
     assert again["events"] == reserved["events"]
     assert app.ok(
         "event.offline.error", process_id=reserved["process_id"], message_id=[row["MESSAGE_ID"]]

@@ -27,7 +27,10 @@ def recorded() -> Iterator[list[tuple[Any, ...]]]:
     """Every crm.event and deal.stage_entered sent during the test, in order."""
     log: list[tuple[Any, ...]] = []
 
-    def on_event(portal: Portal, name: str, fields: dict[str, Any], user_id: int | None) -> None:
+    def on_event(
+        portal: Portal, name: str, fields: dict[str, Any], user_id: int | None, *, data: Any
+    ) -> None:
+        assert data == {"FIELDS": fields}  # CRM events carry data[FIELDS] only
         log.append(("event", name, dict(fields), user_id))
 
     def on_stage(

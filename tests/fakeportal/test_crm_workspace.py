@@ -22,11 +22,14 @@ def client(fake_world: World, fake_portal: Portal, fake_webhook: str) -> Client:
 
 
 @pytest.fixture
-def events() -> Iterator[list[tuple[str, dict[str, Any], int | None]]]:
-    log: list[tuple[str, dict[str, Any], int | None]] = []
+def events() -> Iterator[list[tuple[str, dict[str, Any], int | None, Any]]]:
+    """Every crm.event: (name, fields, user_id, data)."""
+    log: list[tuple[str, dict[str, Any], int | None, Any]] = []
 
-    def on_event(portal: Portal, name: str, fields: dict[str, Any], user_id: int | None) -> None:
-        log.append((name, dict(fields), user_id))
+    def on_event(
+        portal: Portal, name: str, fields: dict[str, Any], user_id: int | None, *, data: Any
+    ) -> None:
+        log.append((name, dict(fields), user_id, data))
 
     signals.connect("crm.event", on_event)
     try:
@@ -104,7 +107,8 @@ def test_timeline_comments(client: Client, events: list[Any]) -> None:
     fields = {**request["fields"], "ENTITY_ID": deal_id}
     comment_id = client.ok("crm.timeline.comment.add", fields=fields)
     assert isinstance(comment_id, int)
-    assert events == [("ONCRMTIMELINECOMMENTADD", {"ID": str(comment_id)}, 1)]
+    fields_ = {"ID": str(comment_id)}
+    assert events == [("ONCRMTIMELINECOMMENTADD", fields_, 1, {"FIELDS": fields_})]
     # upper-case FIELDS is refused (since crm 23.100.0)
     status, body = client.call("crm.timeline.comment.add", FIELDS=fields)
     assert (status, body["error"]) == (400, 100)
@@ -133,7 +137,7 @@ def test_todo_activities(client: Client, events: list[Any]) -> None:
     request.update(ownerId=deal_id, responsibleId=3)
     result = client.ok("crm.activity.todo.add", **request)
     assert set(result) == {"id"} and isinstance(result["id"], int)
-    assert events[-1] == ("ONCRMACTIVITYADD", {"ID": str(result["id"])}, 1)
+    assert events[-1][:3] == ("ONCRMACTIVITYADD", {"ID": str(result["id"])}, 1)
     activity = client.ok("crm.activity.get", id=result["id"])
     assert (activity["OWNER_ID"], activity["OWNER_TYPE_ID"], activity["PROVIDER_ID"]) == (
         str(deal_id),
