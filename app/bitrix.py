@@ -80,6 +80,11 @@ DEFAULT_RETRY_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
 _REFERENCE = re.compile(r"\$result\[([^\]]+)\]")
 
 
+# Every request of the app carries this key; its offline event bindings carry it too, so the
+# portal does not queue the app's own changes for it (no loops), PROTOCOL §6.
+AUTH_CONNECTOR = "robot_server"
+
+
 @dataclass
 class Tokens:
     """A portal's OAuth pair and the REST endpoint they are good for."""
@@ -309,6 +314,7 @@ class _PortalRequestHandler(ServerRequestHandler):
         async with self.acquire(method):
             payload = dict(params) if params else {}
             payload["auth"] = self.token
+            payload["auth_connector"] = AUTH_CONNECTOR  # our own changes come back as no event
             self.owner.requests_made += 1
             started = time.monotonic()
             try:

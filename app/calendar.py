@@ -256,6 +256,36 @@ class PortalCalendar:
         """ISO 8601 with the portal's offset (``2026-01-31T14:29:00+02:00``)."""
         return self.localize(value).replace(microsecond=0).isoformat()
 
+    def add_working_hours(
+        self,
+        start: datetime,
+        hours: float,
+        day_start: time = time(9),
+        day_end: time = time(18),
+    ) -> datetime:
+        """The moment ``hours`` working hours after ``start``: only the working hours
+        [day_start, day_end) of working days count (holidays and weekends skipped)."""
+        if hours < 0:
+            raise ValueError("working hours must not be negative")
+        if day_end <= day_start:
+            raise ValueError(
+                f"working hours end ({day_end}) must be after their start ({day_start})"
+            )
+        left = timedelta(hours=hours)
+        at = self.localize(start)
+        while True:
+            day = at.date()
+            opens = datetime.combine(day, day_start, tzinfo=self._tz)
+            closes = datetime.combine(day, day_end, tzinfo=self._tz)
+            if not self.is_working_day(day) or at >= closes:
+                at = datetime.combine(self.add_working_days(day, 1), day_start, tzinfo=self._tz)
+                continue
+            at = max(at, opens)
+            if at + left <= closes:
+                return at + left
+            left -= closes - at
+            at = closes
+
     # --- time slots ----------------------------------------------------------------------------
 
     def free_slots(

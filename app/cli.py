@@ -101,16 +101,23 @@ def command_line(build: Build) -> click.Group:
         RQ keeps in its failed registries. Robots are not replayed: their workflows already
         got the failure as an answer."""
         events = 0
+        offline: set[str] = set()
         for run in list(s.store.iter_failed_runs(member_id, kind="event")):
             inputs = run["inputs"]
             if not isinstance(inputs, dict):
                 continue
-            args = inputs if "call" in inputs else {"call": inputs}  # rows of older versions
-            if "auth" not in args["call"]:
-                continue
-            jobs.enqueue(s, "event", run["member_id"], args)
+            if "offline" in inputs:
+                # Marked as failed in the portal's offline queue: the drain reads it again.
+                offline.add(run["member_id"])
+            else:
+                args = inputs if "call" in inputs else {"call": inputs}  # older rows
+                if "auth" not in args["call"]:
+                    continue
+                jobs.enqueue(s, "event", run["member_id"], args)
             s.store.set_run_status(run["id"], "replayed")
             events += 1
+        for mid in sorted(offline):
+            jobs.enqueue(s, "drain", mid, {"errors": True})
         requeued = 0
         for name in QUEUES:
             registry = s.queue(name).failed_job_registry
@@ -129,6 +136,8 @@ def command_line(build: Build) -> click.Group:
 
         logging.getLogger().setLevel(logging.INFO)
         names = queues or QUEUES
+        if s.catalogue.events.events:  # what the portals queued while no worker ran
+            jobs.enqueue(s, "fan_out", "", {"job": "drain"})
         w = Worker([s.queue(q) for q in names], connection=s.redis)
         w.work(with_scheduler=True, burst=burst)
 
@@ -147,6 +156,14 @@ def command_line(build: Build) -> click.Group:
                 args=("fan_out", "", {"schedule": name}),
                 cron=schedule.cron,
                 name=f"schedule-{name}",
+            )
+        if s.catalogue.events.events:  # the offline queues, also when no wake-up came
+            scheduler.register(
+                jobs.run,
+                queue_name=BULK,
+                args=("fan_out", "", {"job": "drain"}),
+                cron="* * * * *",
+                name="drain-offline-events",
             )
         scheduler.start()
 

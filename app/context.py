@@ -9,10 +9,12 @@ queue their jobs with ``ctx.enqueue``; a robot calls the functions, never the ta
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from app.calendar import Clock, PortalCalendar
+from app.errors import RobotFailed
 from app.payloads import DocumentId, read_form
 from app.store import Store
 
@@ -54,6 +56,15 @@ class Runtime(Protocol):
     def installed(self, member_id: str) -> bool: ...
 
 
+def wire_value(value: Any) -> Any:
+    """A return value as the portal takes it: Y/N for booleans, ISO text for dates."""
+    if isinstance(value, bool):
+        return "Y" if value else "N"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
 def portal_calendar(settings: PortalSettings) -> PortalCalendar:
     """The portal's calendar: its time zone, working days and public holidays."""
     conf = settings.get(CALENDAR_SETTING, {}) or {}
@@ -93,6 +104,17 @@ class Context:
         """Let ``key`` be queued again (a job that gave up and may be asked again later)."""
         self._runtime.release(key)
 
+    def answer_workflow(self, event_token: str, values: Mapping[str, Any], message: str) -> None:
+        """Give a waiting workflow its robot's answer (``bizproc.event.send``)."""
+        self.portal.call(
+            "bizproc.event.send",
+            {
+                "EVENT_TOKEN": event_token,
+                "RETURN_VALUES": {k: wire_value(v) for k, v in values.items()},
+                "LOG_MESSAGE": message[:1000],
+            },
+        )
+
     def derive(self, kind: type[C], **own: Any) -> C:
         """This context as another kind (a robot's context inside the robot job)."""
         wanted = {f.name for f in fields(kind)}
@@ -107,10 +129,21 @@ class RobotContext(Context):
     document: DocumentId = field(default_factory=lambda: DocumentId("crm", "CCrmDocumentDeal", ""))
     properties: dict[str, Any] = field(default_factory=dict)
     workflow_id: str = ""
+    event_token: str = field(default="", repr=False)
+    waits: bool = False  # the workflow gets its answer later, from a capability
 
     @property
     def deal_id(self) -> int:
         return self.document.number
+
+    def answer_later(self) -> str:
+        """Keep the workflow waiting after the robot returns; the event token to answer it
+        with later (``ctx.answer_workflow``). The robot's return values are then only
+        recorded, not sent."""
+        if not self.event_token:
+            raise RobotFailed("this robot cannot wait: it was placed without waiting for an answer")
+        self.waits = True
+        return self.event_token
 
 
 @dataclass

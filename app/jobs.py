@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from redis.exceptions import RedisError
+from redis.exceptions import LockError, RedisError
 from rq import Retry, get_current_job
 
+from app.bitrix import AUTH_CONNECTOR
 from app.context import (
     Context,
     EventContext,
@@ -26,8 +27,8 @@ from app.context import (
     RunRecord,
     Web,
 )
-from app.errors import AppError, AuthFailed, PortalError, RobotFailed, transient
-from app.payloads import Auth, RobotCall, event_call_from_dict, robot_call_from_dict
+from app.errors import AppError, AuthFailed, PortalError, RobotFailed, TryAgain, transient
+from app.payloads import Auth, EventCall, RobotCall, event_call_from_dict, robot_call_from_dict
 from app.registry import BULK, EVENTS, ROBOTS, Catalogue, Job
 from app.services import Services
 from app.store import Installation
@@ -36,6 +37,11 @@ log = logging.getLogger(__name__)
 C = TypeVar("C", bound=Context)
 DEDUPE_TTL = 7 * 86400
 RUNNER = "app.jobs.run"  # the one function RQ runs
+OFFLINE_PROCESS = "offline_process"  # portal setting: the reserved batch not yet cleared
+DRAIN_PAGE = 50  # rows per event.offline.get
+DRAIN_PAGES = 20  # pages per drain job; a storm goes on in the next job
+DRAIN_LOCK_SECONDS = 300
+WAKE_UP_MIN_TIMEOUT = 5  # seconds between two ONOFFLINEEVENT of a portal (installers bind it so)
 REGISTRATIONS = "registrations"  # portal setting: fingerprints of what sync last registered
 
 _current: Services | None = None
@@ -85,11 +91,13 @@ def enqueue(
     retry: tuple[int, ...] | None = None,
     description: str = "",
     at: datetime | None = None,
+    once_for: int = DEDUPE_TTL,
 ) -> bool:
     """Queue ``job`` (the app's own, or a capability's from the catalogue) for one portal.
 
-    With a ``key`` the job is queued once: a key seen before (a portal resending, a
-    replayer) queues nothing and answers False. ``retry`` overrides the job's own waits.
+    With a ``key`` the job is queued once (for ``once_for`` seconds): a key seen before (a
+    portal resending, a replayer) queues nothing and answers False. ``retry`` overrides the
+    job's own waits.
     RQ keeps and logs the ``description``, not the arguments (which may hold event tokens
     and personal data).
     """
@@ -101,7 +109,7 @@ def enqueue(
         "failure_ttl": 7 * 86400,
         "description": description or f"{job} for {member_id}",
     }
-    if key and not s.redis.set(f"seen:{key}", 1, nx=True, ex=DEDUPE_TTL):
+    if key and not s.redis.set(f"seen:{key}", 1, nx=True, ex=once_for):
         return False
     q = s.queue(spec.queue)
     try:
@@ -268,12 +276,20 @@ def run_robot(ctx: JobContext, call: dict[str, Any]) -> dict[str, Any] | None:
     robot = s.catalogue.robot(rc.code)
     if robot is None:
         raise AppError(f"unknown robot {rc.code}")
+    if s.store.run_by_key(rc.dedupe_key, "waiting") is not None:
+        record.keep = False  # done, and its workflow is answered later by the capability
+        return None
     done = s.store.run_by_key(rc.dedupe_key)
     if done is not None:
         # The robot already did its work; only the answer to the workflow is missing.
         record.keep = False
         return _answer(ctx, rc, done["result"] or {}, "done")
-    rctx = ctx.derive(RobotContext, document=rc.document_id, workflow_id=rc.workflow_id)
+    rctx = ctx.derive(
+        RobotContext,
+        document=rc.document_id,
+        workflow_id=rc.workflow_id,
+        event_token=rc.event_token if rc.use_subscription else "",
+    )
     try:
         rctx.properties = robot.typed_properties(rc.properties)
         result = dict(robot.run(rctx) or {})
@@ -292,8 +308,11 @@ def run_robot(ctx: JobContext, call: dict[str, Any]) -> dict[str, Any] | None:
         _try_answer(ctx, rc, "failed: internal error in the robot server")
         raise
     # Recorded before the answer: a retry after a failed answer only answers again.
-    write_run(s, ctx.member_id, record, "ok", None, result)
+    write_run(s, ctx.member_id, record, "waiting" if rctx.waits else "ok", None, result)
     record.keep = False
+    if rctx.waits:
+        ctx.log.info("robot waits: its workflow is answered later")
+        return result
     return _answer(ctx, rc, result, "done")
 
 
@@ -304,14 +323,7 @@ def _answer(
         message = f"{call.code}: {outcome}" + (
             "; " + ", ".join(f"{k}={v}" for k, v in result.items()) if result else ""
         )
-        ctx.portal.call(
-            "bizproc.event.send",
-            {
-                "EVENT_TOKEN": call.event_token,
-                "RETURN_VALUES": {k: _wire(v) for k, v in result.items()},
-                "LOG_MESSAGE": message[:1000],
-            },
-        )
+        ctx.answer_workflow(call.event_token, result, message)
     ctx.log.info("robot answered: %s", outcome)
     return result
 
@@ -320,20 +332,9 @@ def _try_answer(ctx: JobContext, call: RobotCall, message: str) -> None:
     if not call.use_subscription:
         return
     try:
-        ctx.portal.call(
-            "bizproc.event.send",
-            {"EVENT_TOKEN": call.event_token, "RETURN_VALUES": {}, "LOG_MESSAGE": message[:1000]},
-        )
+        ctx.answer_workflow(call.event_token, {}, message)
     except PortalError as exc:
         ctx.log.warning("could not answer the workflow: %s", exc)
-
-
-def _wire(value: Any) -> Any:
-    if isinstance(value, bool):
-        return "Y" if value else "N"
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
 
 
 # Events ----------------------------------------------------------------------------------
@@ -352,6 +353,141 @@ def handle_event(ctx: JobContext, call: dict[str, Any]) -> dict[str, Any]:
     for handler in handlers:
         handler(ectx, ec)
     return {"handlers": len(handlers)}
+
+
+def drain_events(ctx: JobContext, errors: bool = False) -> dict[str, Any]:
+    """Handle what the portal's offline queue holds for the app, losing nothing.
+
+    Rows are reserved (``clear=0``, a ``process_id``), handled by the catalogue's handlers,
+    and only then cleared; a handler's failure marks its row (``event.offline.error``, seen
+    again by ``replay-failed``: ``errors``). The reserved batch's id is kept in the portal's
+    settings until it is cleared, so a drain that died in between (a killed worker) is
+    re-read by the next one: a re-read, never a loss. One drain per portal at a time; a
+    wake-up that comes while one runs makes it look once more. Each event is a run.
+    """
+    s = _services(ctx)
+    ctx.run.keep = False
+    mid = ctx.member_id
+    s.redis.delete(f"seen:drain:{mid}")  # started: the next wake-up queues a drain again
+    lock = s.redis.lock(f"drain:{mid}", timeout=DRAIN_LOCK_SECONDS)
+    if not lock.acquire(blocking=False):
+        s.redis.set(f"drain-again:{mid}", 1, ex=DRAIN_LOCK_SECONDS)
+        return {"skipped": "another drain of this portal runs"}
+    report = {"pages": 0, "events": 0, "ok": 0, "failed": 0}
+    try:
+        while report["pages"] < DRAIN_PAGES:
+            s.redis.delete(f"drain-again:{mid}")
+            pending = ctx.settings.get(OFFLINE_PROCESS)
+            params: dict[str, Any] = {
+                "clear": 0,
+                "limit": DRAIN_PAGE,
+                "auth_connector": AUTH_CONNECTOR,
+            }
+            if pending:
+                params["process_id"] = pending
+            elif errors:
+                params["error"] = 1
+            got = ctx.portal.call("event.offline.get", params) or {}
+            rows = [r for r in got.get("events") or [] if isinstance(r, dict)]
+            process_id = str(got.get("process_id") or pending or "")
+            if not rows:
+                if pending:
+                    ctx.settings.set(OFFLINE_PROCESS, None)  # that batch was cleared already
+                    continue
+                if s.redis.get(f"drain-again:{mid}"):
+                    continue
+                break
+            ctx.settings.set(OFFLINE_PROCESS, process_id)
+            report["pages"] += 1
+            done, failed = _handle_rows(s, ctx, rows, report)
+            _settle_rows(ctx, process_id, done, failed)
+            ctx.settings.set(OFFLINE_PROCESS, None)
+            lock.extend(DRAIN_LOCK_SECONDS, replace_ttl=True)
+            if errors and failed:
+                break  # failed again: marked again, left for the next replay
+            if len(rows) < DRAIN_PAGE and not s.redis.get(f"drain-again:{mid}"):
+                break
+        else:  # a storm: hand the worker back (robots first), go on in a new job
+            enqueue(s, "drain", mid, {"errors": errors})
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            ctx.log.warning("drain lock expired before release")
+    if report["events"]:
+        ctx.log.info("offline events drained: %s", report)
+        # The portal sends no wake-up for rows queued within WAKE_UP_MIN_TIMEOUT of the last
+        # one: look once more when that window has passed, not only at the next minute.
+        at = datetime.now(UTC) + timedelta(seconds=WAKE_UP_MIN_TIMEOUT + 1)
+        enqueue(s, "drain", mid, {}, key=f"drain-after:{mid}", at=at, once_for=WAKE_UP_MIN_TIMEOUT)
+    return report
+
+
+def _handle_rows(
+    s: Services, ctx: JobContext, rows: list[dict[str, Any]], report: dict[str, int]
+) -> tuple[list[str], list[str]]:
+    """Run the handlers for each row; the message ids handled and failed. A transient
+    failure stops the page: what is done is cleared, the rest stays reserved for a retry."""
+    installation = s.store.installation(ctx.member_id)
+    auth = Auth(
+        member_id=ctx.member_id,
+        domain=installation.domain if installation else "",
+        application_token="",
+        client_endpoint=installation.client_endpoint if installation else "",
+    )
+    done: list[str] = []
+    failed: list[str] = []
+    for row in rows:
+        ec = EventCall.from_offline(row, auth)
+        # One row per event and object; a later change of the object moves its TIMESTAMP_X.
+        key = f"offline:{ec.message_id}:{row.get('TIMESTAMP_X', '')}"
+        if s.store.run_by_key(key) is not None:
+            done.append(ec.message_id)  # handled by a drain that died before clearing it
+            continue
+        record = RunRecord(
+            "event", ec.event, key=key, inputs={"offline": row},
+            document=str(ec.fields.get("ID", "")), attempt=ctx.attempt, started_at=time.time(),
+        )  # fmt: skip
+        ectx = ctx.derive(EventContext, event=ec.event, run=record)
+        report["events"] += 1
+        try:
+            for handler in s.catalogue.events.handlers(ec.event):
+                handler(ectx, ec)
+        except Exception as exc:
+            if transient(exc):
+                write_run(s, ctx.member_id, record, "retrying", str(exc))
+                _settle_rows(ctx, str(ctx.settings.get(OFFLINE_PROCESS) or ""), done, [])
+                raise TryAgain(f"offline event {ec.event}: {exc}") from exc
+            if not isinstance(exc, AppError):
+                ctx.log.exception("event handler crashed")
+            reason = str(exc) if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
+            write_run(s, ctx.member_id, record, "failed", reason)
+            failed.append(ec.message_id)
+            report["failed"] += 1
+            continue
+        write_run(
+            s,
+            ctx.member_id,
+            record,
+            "ok",
+            None,
+            {"handlers": len(s.catalogue.events.handlers(ec.event))},
+        )
+        done.append(ec.message_id)
+        report["ok"] += 1
+    return done, failed
+
+
+def _settle_rows(ctx: JobContext, process_id: str, done: list[str], failed: list[str]) -> None:
+    """Clear what was handled and mark what failed, in one request."""
+    commands: dict[str, tuple[str, dict[str, Any]]] = {}
+    base = {"process_id": process_id, "auth_connector": AUTH_CONNECTOR}
+    if done:
+        commands["clear"] = ("event.offline.clear", {**base, "message_id": done})
+    if failed:
+        commands["error"] = ("event.offline.error", {**base, "message_id": failed})
+    if commands:
+        ctx.portal.batch(commands).raise_for_errors()
 
 
 # Install and registrations -----------------------------------------------------------------
@@ -412,15 +548,22 @@ def sync_portal(ctx: JobContext) -> dict[str, Any]:
 # Schedules ---------------------------------------------------------------------------------
 
 
-def fan_out(ctx: JobContext, schedule: str) -> int:
-    """One job per installed portal (so one slow portal delays no other)."""
+def fan_out(ctx: JobContext, schedule: str = "", job: str = "") -> int:
+    """A schedule (or an app job: ``drain``) as one job per installed portal, so one slow
+    portal delays no other."""
     s = _services(ctx)
-    if schedule not in s.catalogue.schedules:
-        raise AppError(f"unknown schedule {schedule}")
     ctx.run.keep = False
+    if job:
+        if job not in APP_JOBS:
+            raise AppError(f"unknown job {job}")
+        name, args = job, {}
+    elif schedule in s.catalogue.schedules:
+        name, args = "schedule", {"schedule": schedule}
+    else:
+        raise AppError(f"unknown schedule {schedule}")
     portals = s.store.installations()
     for inst in portals:
-        enqueue(s, "schedule", inst.member_id, {"schedule": schedule})
+        enqueue(s, name, inst.member_id, args)
     return len(portals)
 
 
@@ -440,6 +583,7 @@ APP_JOBS: dict[str, Job] = {
         Job("event", handle_event, queue=EVENTS),
         Job("install", install_portal, queue=EVENTS, portal=False),
         Job("sync", sync_portal, queue=EVENTS, kind="install"),
+        Job("drain", drain_events, queue=EVENTS, retry=(10, 60, 300)),
         Job("fan_out", fan_out, queue=BULK, portal=False),
         Job("schedule", run_schedule, queue=BULK),
     )

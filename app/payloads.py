@@ -234,6 +234,7 @@ class EventCall:
     auth: Auth
     ts: int = 0
     event_handler_id: str = ""
+    message_id: str = ""  # an offline event's MESSAGE_ID (one per event and object)
 
     @classmethod
     def from_form(cls, data: Mapping[str, Any]) -> EventCall:
@@ -250,6 +251,21 @@ class EventCall:
             event_handler_id=_text(data, "event_handler_id", required=False),
         )
 
+    @classmethod
+    def from_offline(cls, row: Mapping[str, Any], auth: Auth) -> EventCall:
+        """One row of ``event.offline.get`` (``EVENT_DATA``, ``EVENT_ADDITIONAL``) as the
+        event its online delivery would have been; ``auth`` names the portal, no tokens."""
+        data = row.get("EVENT_DATA")
+        extra = row.get("EVENT_ADDITIONAL")
+        user_id = _int(extra, "user_id") if isinstance(extra, Mapping) else 0
+        return cls(
+            event=str(row.get("EVENT_NAME") or "").upper(),
+            data=dict(data) if isinstance(data, Mapping) else {},
+            auth=replace(auth, user_id=user_id, with_user_token=bool(user_id)),
+            event_handler_id="offline",
+            message_id=str(row.get("MESSAGE_ID") or ""),
+        )
+
     @property
     def fields(self) -> dict[str, Any]:
         fields = self.data.get("FIELDS", {})
@@ -257,7 +273,8 @@ class EventCall:
 
     @property
     def by_user(self) -> bool:
-        """False when a robot or workflow made the change (no user tokens come with it)."""
+        """False when a robot or workflow made the change (no user tokens come with it;
+        an offline event names no user then)."""
         return self.auth.with_user_token
 
     @property

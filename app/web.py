@@ -23,6 +23,7 @@ from app.services import Services
 log = logging.getLogger(__name__)
 bp = Blueprint("robot_server", __name__)
 EXTENSION = "robot_server"
+WAKE_UP_WINDOW = 60  # seconds a queued drain stays the only one (a started drain ends it)
 
 INSTALL_FINISH_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Robot server</title>
@@ -139,6 +140,14 @@ def event() -> Any:
     s.verify(call.auth)
     if call.event == "ONAPPUNINSTALL":
         return _uninstall(s, call)
+    if call.event == "ONOFFLINEEVENT":
+        # The portal's offline queue has rows for us: wake the drainer (one waiting drain per
+        # portal at most; one that has started lets the next wake-up queue another).
+        queued = jobs.enqueue(
+            s, "drain", call.auth.member_id, {}, key=f"drain:{call.auth.member_id}",
+            once_for=WAKE_UP_WINDOW, description=f"drain offline events of {call.auth.domain}",
+        )  # fmt: skip
+        return jsonify(status="queued" if queued else "duplicate")
     if not s.catalogue.events.handlers(call.event):
         return jsonify(status="ignored")
     queued = jobs.enqueue(

@@ -1,10 +1,11 @@
 """Every capability the app offers. Adding one: its folder (or module) here, and a line below."""
 
-from handlers import calendar, date_watch, sms, tracking
+from handlers import calendar, date_watch, sms, tasks, tracking
 
 CAPABILITIES = [
     calendar.CAPABILITY,
     date_watch.CAPABILITY,
     tracking.CAPABILITY,
     sms.CAPABILITY,
+    tasks.CAPABILITY,
 ]

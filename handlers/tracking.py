@@ -44,10 +44,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from app.context import Context, JobContext, Web
+from app.context import Context, EventContext, JobContext, Web
 from app.crypto import SecretBox
 from app.errors import PortalError, transient
-from app.registry import Capability, Job, Route, Trigger
+from app.payloads import EventCall
+from app.registry import Capability, EventRouter, Job, Route, Trigger
 from app.store import Store, metadata
 
 log = logging.getLogger(__name__)
@@ -389,8 +390,23 @@ def fire_opened(
     return {"fired": True}
 
 
+router = EventRouter()
+
+
+@router.on("ONCRMDEALDELETE")
+def deal_deleted(ctx: EventContext, event: EventCall) -> None:
+    """The deal is gone: its tracked messages and opens go too (its links then do nothing)."""
+    deal_id = int(event.fields.get("ID") or 0)
+    with ctx.store.engine.begin() as db:
+        for table in (tracking_links, tracking_opens):
+            db.execute(
+                table.delete().where(table.c.member_id == ctx.member_id, table.c.deal_id == deal_id)
+            )
+
+
 CAPABILITY = Capability(
     name="tracking",
+    router=router,
     triggers=(EMAIL_OPENED,),
     routes=ROUTES,
     jobs=(Job("tracking.opened", fire_opened, retry=RETRY, kind="trigger"),),

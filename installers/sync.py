@@ -16,7 +16,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from app.bitrix import AUTH_CONNECTOR
 from app.errors import PortalError
+from app.jobs import WAKE_UP_MIN_TIMEOUT
 from app.registry import Catalogue, localized
 from app.settings import Settings
 
@@ -26,6 +28,15 @@ EVENTS_PATH = "events"
 SMS_PATH = "sms"
 ALWAYS_BOUND = ("ONAPPUNINSTALL",)
 ALREADY_BOUND = "Handler already binded"
+WAKE_UP = "ONOFFLINEEVENT"
+
+
+def _binding_key(binding: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(event, "online", handler URL) or (event, "offline", connector) as event.get lists it."""
+    event = str(binding.get("event", "")).upper()
+    if str(binding.get("offline", "0")) in ("1", "true", "True"):
+        return event, "offline", str(binding.get("connector_id") or "")
+    return event, "online", str(binding.get("handler", ""))
 
 
 def fingerprint(params: Mapping[str, Any]) -> str:
@@ -88,27 +99,40 @@ def sync_registrations(
         writes[f"robot_delete_{code}"] = ("bizproc.robot.delete", {"CODE": code})
         report["deleted"].append(f"robot:{code}")
 
+    # The catalogue's events are bound offline: the portal keeps them while the app is away,
+    # and ONOFFLINEEVENT (online) wakes the drainer. ONAPPUNINSTALL stays online.
     handler = settings.url(EVENTS_PATH)
-    wanted = set(registry.events.events) | set(ALWAYS_BOUND)
-    bound = {
-        (str(b.get("event", "")).upper(), b.get("handler", ""))
-        for b in bindings
-        if isinstance(b, dict)
+    offline = sorted(registry.events.events)
+    wanted: dict[tuple[str, str, str], dict[str, Any]] = {
+        (event, "online", handler): {"event": event, "handler": handler} for event in ALWAYS_BOUND
     }
-    for event in sorted(wanted):
-        if (event, handler) in bound:
-            report["unchanged"].append(f"event:{event}")
+    for event in offline:
+        wanted[(event, "offline", AUTH_CONNECTOR)] = {
+            "event": event,
+            "event_type": "offline",
+            "auth_connector": AUTH_CONNECTOR,
+        }
+    if offline:
+        wanted[(WAKE_UP, "online", handler)] = {
+            "event": WAKE_UP,
+            "handler": handler,
+            "options": {"minTimeout": WAKE_UP_MIN_TIMEOUT},
+        }
+    bound = {_binding_key(b) for b in bindings if isinstance(b, dict)}
+    for key, params in sorted(wanted.items()):
+        name = f"event:{key[0]}" + (" (offline)" if key[1] == "offline" else "")
+        if key in bound:
+            report["unchanged"].append(name)
         else:
-            writes[f"bind_{event}"] = ("event.bind", {"event": event, "handler": handler})
-            report["bound"].append(event)
-    for event, url in sorted(bound):
-        # Bindings of ours that the registry no longer wants, or that point at an old URL.
-        if event not in wanted or url != handler:
-            writes[f"unbind_{event}_{len(writes)}"] = (
-                "event.unbind",
-                {"event": event, "handler": url},
-            )
-            report["unbound"].append(event)
+            writes[f"bind_{key[1]}_{key[0]}"] = ("event.bind", params)
+            report["bound"].append(name)
+    for event, kind, target in sorted(bound - set(wanted)):
+        # Bindings of ours the catalogue no longer wants, or that point at an old URL.
+        params = {"event": event, "handler": target} if kind == "online" else {
+            "event": event, "event_type": "offline", "auth_connector": target,
+        }  # fmt: skip
+        writes[f"unbind_{kind}_{event}_{len(writes)}"] = ("event.unbind", params)
+        report["unbound"].append(f"event:{event}" + (" (offline)" if kind == "offline" else ""))
 
     for code, trigger in registry.triggers.items():
         params = trigger.to_bitrix(language)

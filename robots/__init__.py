@@ -1,10 +1,11 @@
 """Every robot the app offers. Adding one: its own module, and a line here."""
 
-from robots import copy_deal, send_sms, tracking_link, watch_date
+from robots import copy_deal, create_task, send_sms, tracking_link, watch_date
 
 ROBOTS = [
     copy_deal.ROBOT,
     watch_date.ROBOT,
     tracking_link.ROBOT,
     send_sms.ROBOT,
+    create_task.ROBOT,
 ]

@@ -33,6 +33,7 @@ from .watches import (
     due_filters,
     record_watch,
     remove_watch,
+    router,
     sweep,
     sweep_watch,
     validate_rule,
@@ -187,6 +188,7 @@ def remove_from_form(ctx: Context, form: Mapping[str, str]) -> str:
 
 CAPABILITY = Capability(
     name="date_watch",
+    router=router,
     triggers=TRIGGERS,
     schedules=SCHEDULES,
     sections=(

@@ -50,7 +50,8 @@ from sqlalchemy.exc import IntegrityError
 from app.calendar import PortalCalendar
 from app.context import Context, JobContext
 from app.errors import AppError
-from app.registry import Schedule, Trigger
+from app.payloads import EventCall
+from app.registry import EventRouter, Schedule, Trigger
 from app.store import Store, metadata
 
 DEAL = 2  # OWNER_TYPE_ID of deals
@@ -423,6 +424,22 @@ def sweep(ctx: JobContext) -> dict[str, Any]:
     if report["due"]:
         ctx.log.info("date watches: %s", report)
     return report
+
+
+router = EventRouter()
+
+
+@router.on("ONCRMDEALDELETE")
+def deal_deleted(ctx: JobContext, event: EventCall) -> None:
+    """The deal is gone: what the watches did with it is forgotten."""
+    deal_id = int(event.fields.get("ID") or 0)
+    ours = select(date_watches.c.id).where(date_watches.c.member_id == ctx.member_id)
+    with ctx.store.engine.begin() as db:
+        db.execute(
+            date_watch_acts.delete().where(
+                date_watch_acts.c.deal_id == deal_id, date_watch_acts.c.watch_id.in_(ours)
+            )
+        )
 
 
 def add(ctx: Context, **rule: Any) -> Watch:

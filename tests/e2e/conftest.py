@@ -109,6 +109,19 @@ class Stack:
         """This portal's context, as a page or a job of the app gets it."""
         return jobs.context(self.services, self.member_id, Context)
 
+    def stop_web(self) -> None:
+        """The app's web process goes away: its port refuses connections."""
+        self.extra["web"].shutdown()
+        self.extra["web"].server_close()
+        self.extra["web"] = None
+
+    def start_web(self) -> None:
+        """The app's web process is back on the same address."""
+        port = int(self.app_url.rsplit(":", 1)[1])
+        server = make_server("127.0.0.1", port, self.extra["wsgi"], threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.extra["web"] = server
+
     def run_job(self, job: str, **args: Any) -> Any:
         """Run one of the app's jobs for this portal now, through the job runner."""
         return jobs.execute(self.services, job, self.member_id, args)
@@ -129,12 +142,13 @@ class Stack:
         self.jobs_run += after - before
         return after - before
 
-    def settle(self, timeout: float = 20.0) -> None:
-        """Until the portal's outbox is empty, no robot waits, and no job is queued."""
+    def settle(self, timeout: float = 20.0, *, robots: bool = True) -> None:
+        """Until the portal's outbox is empty, no robot waits (``robots=False``: robots may
+        wait, as for a task's completion), and no job is queued."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ran = self.run_jobs()
-            idle = outbox.wait_idle(self.world, 0.3)["idle"]
+            idle = outbox.wait_idle(self.world, 0.3, robots=robots)["idle"]
             queued = sum(self.services.queue(q).count for q in QUEUES)
             if not ran and idle and not queued:
                 return
@@ -196,18 +210,21 @@ def stack(
         scope=list(SCOPES),
     )
     worker = SimpleWorker([services.queue(q) for q in QUEUES], connection=services.redis)
+    the_stack = Stack(
+        fake_world,
+        portal,
+        admin,
+        services,
+        settings.client_id,
+        app_url,
+        worker,
+        services_app=deferred.app,
+        extra={"web": server, "wsgi": deferred},
+    )
     try:
-        yield Stack(
-            fake_world,
-            portal,
-            admin,
-            services,
-            settings.client_id,
-            app_url,
-            worker,
-            services_app=deferred.app,
-        )
+        yield the_stack
     finally:
-        server.shutdown()
+        if the_stack.extra["web"] is not None:
+            the_stack.extra["web"].shutdown()
         thread.join(timeout=5)
         conn.close()
