@@ -374,22 +374,17 @@ def drain_events(ctx: JobContext, errors: bool = False) -> dict[str, Any]:
         s.redis.set(f"drain-again:{mid}", 1, ex=DRAIN_LOCK_SECONDS)
         return {"skipped": "another drain of this portal runs"}
     report = {"pages": 0, "events": 0, "ok": 0, "failed": 0}
+    left_over = False
     try:
-        while report["pages"] < DRAIN_PAGES:
+        got: dict[str, Any] | None = None  # the next page, read with the last page's clearing
+        while True:
             s.redis.delete(f"drain-again:{mid}")
             pending = ctx.settings.get(OFFLINE_PROCESS)
-            params: dict[str, Any] = {
-                "clear": 0,
-                "limit": DRAIN_PAGE,
-                "auth_connector": AUTH_CONNECTOR,
-            }
-            if pending:
-                params["process_id"] = pending
-            elif errors:
-                params["error"] = 1
-            got = ctx.portal.call("event.offline.get", params) or {}
+            if got is None:
+                got = ctx.portal.call("event.offline.get", _page_query(pending, errors)) or {}
             rows = [r for r in got.get("events") or [] if isinstance(r, dict)]
             process_id = str(got.get("process_id") or pending or "")
+            got = None
             if not rows:
                 if pending:
                     ctx.settings.set(OFFLINE_PROCESS, None)  # that batch was cleared already
@@ -400,14 +395,19 @@ def drain_events(ctx: JobContext, errors: bool = False) -> dict[str, Any]:
             ctx.settings.set(OFFLINE_PROCESS, process_id)
             report["pages"] += 1
             done, failed = _handle_rows(s, ctx, rows, report)
-            _settle_rows(ctx, process_id, done, failed)
+            # A full page (or a wake-up meanwhile) means more may wait; a replay that failed
+            # again leaves its rows marked for the next replay.
+            full = len(rows) == DRAIN_PAGE or bool(s.redis.get(f"drain-again:{mid}"))
+            full = full and not (errors and failed)
+            more = full and report["pages"] < DRAIN_PAGES
+            next_page = _page_query(None, errors) if more else None
+            got = _settle_rows(ctx, process_id, done, failed, next_page)
             ctx.settings.set(OFFLINE_PROCESS, None)
             lock.extend(DRAIN_LOCK_SECONDS, replace_ttl=True)
-            if errors and failed:
-                break  # failed again: marked again, left for the next replay
-            if len(rows) < DRAIN_PAGE and not s.redis.get(f"drain-again:{mid}"):
+            if not more:
+                left_over = full
                 break
-        else:  # a storm: hand the worker back (robots first), go on in a new job
+        if left_over:  # a storm: hand the worker back (robots first), go on in a new job
             enqueue(s, "drain", mid, {"errors": errors})
     finally:
         try:
@@ -478,16 +478,38 @@ def _handle_rows(
     return done, failed
 
 
-def _settle_rows(ctx: JobContext, process_id: str, done: list[str], failed: list[str]) -> None:
-    """Clear what was handled and mark what failed, in one request."""
+def _page_query(process_id: str | None, errors: bool) -> dict[str, Any]:
+    """``event.offline.get`` for the next page: a reserved batch again, or new rows."""
+    query: dict[str, Any] = {"clear": 0, "limit": DRAIN_PAGE, "auth_connector": AUTH_CONNECTOR}
+    if process_id:
+        query["process_id"] = process_id
+    elif errors:
+        query["error"] = 1
+    return query
+
+
+def _settle_rows(
+    ctx: JobContext,
+    process_id: str,
+    done: list[str],
+    failed: list[str],
+    next_page: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """Clear what was handled and mark what failed, and read the next page (``next_page``),
+    all in one request; the next page, when asked for."""
     commands: dict[str, tuple[str, dict[str, Any]]] = {}
     base = {"process_id": process_id, "auth_connector": AUTH_CONNECTOR}
     if done:
         commands["clear"] = ("event.offline.clear", {**base, "message_id": done})
     if failed:
         commands["error"] = ("event.offline.error", {**base, "message_id": failed})
-    if commands:
-        ctx.portal.batch(commands).raise_for_errors()
+    if next_page is not None:
+        commands["next"] = ("event.offline.get", next_page)
+    if not commands:
+        return None
+    got = ctx.portal.batch(commands)
+    got.raise_for_errors()
+    return got.results.get("next") if next_page is not None else None
 
 
 # Install and registrations -----------------------------------------------------------------

@@ -342,3 +342,25 @@ def test_calendar_is_hashable_and_comparable() -> None:
     assert a == PL
     assert hash(a) == hash(PL)
     assert a != RU
+
+
+def test_working_hours_skip_nights_weekends_and_holidays() -> None:
+    cal = PortalCalendar("Europe/Warsaw", "PL")
+    warsaw = ZoneInfo("Europe/Warsaw")
+    # Tuesday 16:00 + 4 h: 2 h today, Wednesday 11 Nov is Independence Day, 2 h on Thursday.
+    at = cal.add_working_hours(datetime(2026, 11, 10, 16, 0, tzinfo=warsaw), 4)
+    assert at == datetime(2026, 11, 12, 11, 0, tzinfo=warsaw)
+    # Friday evening + 2 h: Monday 11:00; before opening, the day starts at 9:00.
+    assert cal.add_working_hours(datetime(2026, 11, 13, 20, 0, tzinfo=warsaw), 2) == datetime(
+        2026, 11, 16, 11, 0, tzinfo=warsaw
+    )
+    assert cal.add_working_hours(datetime(2026, 11, 16, 7, 0, tzinfo=warsaw), 9) == datetime(
+        2026, 11, 16, 18, 0, tzinfo=warsaw
+    )
+    # A UTC instant is read in the portal's zone; half hours count.
+    start = datetime(2026, 11, 16, 16, 30, tzinfo=UTC)  # 17:30 in Warsaw
+    assert cal.add_working_hours(start, 1.5) == datetime(2026, 11, 17, 10, 0, tzinfo=warsaw)
+    with pytest.raises(ValueError, match="must not be negative"):
+        cal.add_working_hours(start, -1)
+    with pytest.raises(ValueError, match="must be after their start"):
+        cal.add_working_hours(start, 1, day_start=time(18), day_end=time(9))

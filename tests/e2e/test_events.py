@@ -214,3 +214,29 @@ def test_a_drain_killed_before_clearing_loses_nothing_and_does_nothing_twice(
         == []
     )
     assert [r["status"] for r in stack.services.store.runs(stack.member_id, kind="event")] == ["ok"]
+
+
+def test_a_storm_is_drained_page_by_page_with_one_request_a_page(stack) -> None:
+    """120 changes queued while the app was away: three pages of 50, each page cleared in the
+    same request that reads the next."""
+    counted: list[str] = []
+    quiet = EventRouter()  # a handler that costs no request, so the drain's own are counted
+    quiet.on("ONCRMDEALUPDATE")(lambda ctx, event: counted.append(event.fields["ID"]))
+    stack.install()
+    stack.services.catalogue = CATALOGUE.extended(Capability("test_quiet", router=quiet))
+    stack.stop_web()
+    with stack.world.lock:
+        ids = [
+            deals.create_deal(stack.portal, {"TITLE": f"Order {n}"}, user_id=1) for n in range(120)
+        ]
+        for deal_id in ids:
+            deals.move_deal(stack.portal, deal_id, "PREPARATION", user_id=1)
+    stack.start_web()
+    stack.admin.requests(member_id=stack.member_id, reset=True)
+    report = stack.run_job("drain")
+    assert report == {"pages": 3, "events": 120, "ok": 120, "failed": 0}
+    assert sorted(int(d) for d in counted) == ids
+    counters = stack.admin.requests(member_id=stack.member_id)
+    assert counters["total"] == 4  # get; clear+get; clear+get; clear
+    assert counters["methods"]["event.offline.get"] == 3
+    assert counters["methods"]["event.offline.clear"] == 3
