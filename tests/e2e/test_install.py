@@ -50,6 +50,9 @@ def test_sync_removes_stale_robots_and_the_cli_resyncs(stack) -> None:
     assert {f"trigger:{code}" for code in CATALOGUE.triggers} <= set(report["unchanged"])
     assert "sender:robot_server_sms" in report["unchanged"]
     assert "event:ONAPPUNINSTALL" in report["unchanged"]
+    assert "event:ONOFFLINEEVENT" in report["unchanged"]
+    offline = {f"event:{e} (offline)" for e in CATALOGUE.events.events}
+    assert offline and offline <= set(report["unchanged"])
     assert stack.admin.requests(member_id=stack.member_id)["total"] == 1  # the read batch
 
 
