@@ -130,6 +130,13 @@ class Stack:
         """Run a ``robot-server`` command against this stack's services."""
         return CliRunner().invoke(command_line(lambda _settings: self.services), list(args))
 
+    def open_settings(self, user_id: int = 1) -> dict[str, Any]:
+        """The portal opens the app's page (its iframe's form POST) for ``user_id``."""
+        return self.admin.open_app_page(
+            member_id=self.member_id, client_id=self.client_id,
+            url=f"{self.app_url}/settings", user_id=user_id,
+        )  # fmt: skip
+
     def registrations(self) -> dict[str, Any]:
         apps = self.admin.apps(member_id=self.member_id)
         return next(a for a in apps if a["client_id"] == self.client_id)

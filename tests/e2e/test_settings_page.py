@@ -27,13 +27,6 @@ def stack_clock() -> FixedClock:
     return FixedClock(datetime.now(UTC))
 
 
-def open_page(stack, user_id: int = 1) -> dict[str, Any]:
-    return stack.admin.open_app_page(
-        member_id=stack.member_id, client_id=stack.client_id,
-        url=f"{stack.app_url}/settings", user_id=user_id,
-    )  # fmt: skip
-
-
 def token_of(body: str) -> str:
     tokens = set(re.findall(r'name="form_token" value="([^"]+)"', body))
     assert len(tokens) == 1, tokens  # every form of the page carries the same token
@@ -41,7 +34,7 @@ def token_of(body: str) -> str:
 
 
 def admin_token(stack) -> str:
-    page = open_page(stack)
+    page = stack.open_settings()
     assert page["status"] == 200, page["body"][:300]
     return token_of(page["body"])
 
@@ -57,11 +50,11 @@ def calendar(stack) -> Any:
 
 def test_page_is_for_admins_and_changes_need_a_fresh_token_of_the_portal(stack) -> None:
     stack.install()
-    page = open_page(stack, user_id=2)  # a seeded employee, not an admin
+    page = stack.open_settings(user_id=2)  # a seeded employee, not an admin
     assert page["status"] == 403 and "administrator" in page["body"]
     assert "form_token" not in page["body"]
 
-    page = open_page(stack)
+    page = stack.open_settings()
     assert page["status"] == 200
     for section in ("Portal calendar", "SMS gateway", "Date watches"):
         assert section in page["body"]
@@ -123,7 +116,7 @@ def test_sms_country_comes_from_the_calendar_and_the_old_setting_only_until_then
     stack.install()
     store = stack.services.store
     store.set_setting(stack.member_id, "sms_country", "PL")  # set by an older version
-    page = open_page(stack)
+    page = stack.open_settings()
     assert 'name="country" value="PL"' in page["body"]  # offered for the calendar
     assert portal_country(stack.context()) == "PL"
 
@@ -142,7 +135,7 @@ def test_watches_are_listed_added_refused_with_a_reason_and_removed(stack) -> No
     stack.install()
     store = stack.services.store
     token = admin_token(stack)
-    assert "No date watches yet." in open_page(stack)["body"]
+    assert "No date watches yet." in stack.open_settings()["body"]
 
     added = send(
         stack, token, "add_watch", name="<script>alert(1)</script>", category_id="0",
@@ -192,7 +185,7 @@ def test_watches_are_listed_added_refused_with_a_reason_and_removed(stack) -> No
     # The hourly sweep runs: the list shows when (in the portal's time zone, UTC here).
     stack.enqueue("schedule", {"schedule": "date_watch"})
     stack.settle()
-    page = open_page(stack)["body"]
+    page = stack.open_settings()["body"]
     row = re.search(rf'<tr id="watch-{watch.id}">(.*?)</tr>', page).group(1)
     swept = datetime.fromtimestamp(stack.services.clock.now().timestamp(), UTC)
     assert swept.strftime("%Y-%m-%d %H:%M UTC") in row
@@ -216,7 +209,7 @@ def gateway_blocks(body: str) -> dict[str, str]:
 
 def test_sms_gateways_are_folded_and_the_chosen_one_is_open(stack) -> None:
     stack.install()
-    page = open_page(stack)["body"]
+    page = stack.open_settings()["body"]
     blocks = gateway_blocks(page)
     assert list(blocks) == ["serwersms", "smsru", "twilio", "http"]
     assert not [tag for tag in blocks.values() if " open" in tag]  # none chosen: all closed

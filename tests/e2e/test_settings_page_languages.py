@@ -14,7 +14,6 @@ import html
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -111,13 +110,6 @@ def set_language(stack, lang: str) -> None:
         stack.portal.language = lang
 
 
-def open_page(stack, user_id: int = 1) -> dict[str, Any]:
-    return stack.admin.open_app_page(
-        member_id=stack.member_id, client_id=stack.client_id,
-        url=f"{stack.app_url}/settings", user_id=user_id,
-    )  # fmt: skip
-
-
 def text_of(body: str) -> str:
     return html.unescape(body)
 
@@ -145,7 +137,7 @@ def keep(name: str, body: str) -> None:
 def test_the_page_opens_in_the_portals_language(stack, portal_lang: str, lang: str) -> None:
     stack.install()
     set_language(stack, portal_lang)
-    page = open_page(stack)
+    page = stack.open_settings()
     assert page["status"] == 200, page["body"][:500]
     body = page["body"]
     assert f'<html lang="{lang}">' in body
@@ -169,7 +161,7 @@ def test_the_page_opens_in_the_portals_language(stack, portal_lang: str, lang: s
 def test_an_employee_is_refused_in_the_portals_language(stack, lang: str, refusal: str) -> None:
     stack.install()
     set_language(stack, lang)
-    page = open_page(stack, user_id=2)  # a seeded employee, not an admin
+    page = stack.open_settings(user_id=2)  # a seeded employee, not an admin
     assert page["status"] == 403
     assert refusal in text_of(page["body"])
     assert f'<html lang="{"en" if lang == "de" else lang}">' in page["body"]
@@ -279,7 +271,7 @@ def test_the_forms_answer_in_the_pages_language(stack, lang: str) -> None:
     said = ANSWERS[lang]
     stack.install()
     set_language(stack, lang)
-    page = open_page(stack)
+    page = stack.open_settings()
     assert page["status"] == 200
     keep(f"{lang}-new", page["body"])
     [token] = set(hidden(page["body"], "form_token"))

@@ -61,13 +61,6 @@ def sends(mock: responses.RequestsMock) -> list[dict[str, Any]]:
     return [json.loads(c.request.body) for c in mock.calls if c.request.url == SEND_URL]
 
 
-def open_settings(stack, user_id: int = 1) -> dict[str, Any]:
-    return stack.admin.open_app_page(
-        member_id=stack.member_id, client_id=stack.client_id,
-        url=f"{stack.app_url}/settings", user_id=user_id,
-    )  # fmt: skip
-
-
 def configure_serwersms(stack) -> str:
     """An admin opens the app's page in the portal and saves SerwerSMS; the report URL."""
     fields = {"serwersms.token": API_TOKEN, "serwersms.sender": "SOLARTECH"}
@@ -78,7 +71,7 @@ def configure_serwersms(stack) -> str:
 
 def configure_gateway(stack, name: str, fields: dict[str, str]) -> str:
     """An admin opens the app's page, sets the Polish calendar and saves a gateway; the page."""
-    page = open_settings(stack)
+    page = stack.open_settings()
     assert page["status"] == 200, page["body"][:300]
     assert "X-Frame-Options" not in page["content_type"]
     token = re.search(r'name="form_token" value="([^"]+)"', page["body"]).group(1)
@@ -237,7 +230,7 @@ def test_permanent_gateway_error_fails_with_the_gateways_reason(stack, gateway) 
 
 def test_settings_page_is_for_portal_admins_only(stack, gateway) -> None:
     stack.install()
-    page = open_settings(stack, user_id=2)  # a seeded employee, not an admin
+    page = stack.open_settings(user_id=2)  # a seeded employee, not an admin
     assert page["status"] == 403 and "administrator" in page["body"]
     forged = requests.post(
         f"{stack.app_url}/settings",
