@@ -89,6 +89,12 @@ class Context:
     def calendar(self) -> PortalCalendar:
         return portal_calendar(self.settings)
 
+    @property
+    def language(self) -> str:
+        """The portal's language (ru, en, pl...), for what the app writes into the portal."""
+        installation = self.store.installation(self.member_id)
+        return (installation.language if installation else "") or "en"
+
     def url(self, path: str) -> str:
         """The public URL of one of the app's endpoints."""
         return self._runtime.url(path)

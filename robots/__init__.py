@@ -1,6 +1,6 @@
 """Every robot the app offers. Adding one: its own module, and a line here."""
 
-from robots import copy_deal, create_task, send_sms, tracking_link, watch_date
+from robots import check_fields, copy_deal, create_task, send_sms, tracking_link, watch_date
 
 ROBOTS = [
     copy_deal.ROBOT,
@@ -8,4 +8,5 @@ ROBOTS = [
     tracking_link.ROBOT,
     send_sms.ROBOT,
     create_task.ROBOT,
+    check_fields.ROBOT,
 ]

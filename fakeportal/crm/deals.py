@@ -15,7 +15,7 @@ from fakeportal.api import Call, Page, method
 from fakeportal.exceptions import FieldValueNotValid, Uncoded
 from fakeportal.state import Portal
 
-from . import categories, common, query, userfields
+from . import categories, common, query, stagehistory, userfields
 from .categories import DEAL
 
 # crm.deal.get order; these are also what select "*" means
@@ -258,10 +258,16 @@ def _has_rows(portal: Portal, deal_id: int) -> bool:
 
 
 def _enter_stage(
-    portal: Portal, record: dict[str, Any], stage: dict[str, Any], user_id: int | None
+    portal: Portal,
+    record: dict[str, Any],
+    stage: dict[str, Any],
+    user_id: int | None,
+    *,
+    new_funnel: bool = False,
 ) -> None:
-    """Put a record in a stage: semantics, closing, the moved-by/-time marks."""
+    """Put a record in a stage: semantics, closing, the moved-by/-time marks, its history."""
     now = common.now(portal)
+    created = not record.get("STAGE_ID")
     record["STAGE_ID"] = stage["STATUS_ID"]
     semantic = categories.stage_semantic(stage)
     was_closed = record.get("CLOSED") == "Y"
@@ -273,6 +279,13 @@ def _enter_stage(
     record["IS_NEW"] = "Y" if stage["STATUS_ID"] == first else "N"
     record["MOVED_TIME"] = now
     record["MOVED_BY_ID"] = user_id if user_id is not None else record.get("MODIFY_BY_ID")
+    if record.get("ID"):
+        kind = stagehistory.CREATED if created else stagehistory.MOVED
+        if new_funnel:
+            kind = stagehistory.FUNNEL
+        elif not created and semantic in ("S", "F"):
+            kind = stagehistory.FINAL
+        stagehistory.record(portal, record, kind)
 
 
 def _stage_in(portal: Portal, category_id: int, stage_id: Any) -> dict[str, Any] | None:
@@ -427,7 +440,7 @@ def change_category(
         _apply(portal, record, common.upper_keys(extra_fields))
     record["CATEGORY_ID"] = category_id
     _touch(portal, record, user_id)
-    _enter_stage(portal, record, stage, user_id)
+    _enter_stage(portal, record, stage, user_id, new_funnel=True)
     common.crm_event(
         portal,
         "ONCRMDEALMOVETOCATEGORY",
