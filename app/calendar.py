@@ -20,6 +20,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as _holidays
 
+_DURATION = re.compile(
+    r"^\s*(\d+(?:[.,]\d+)?)\s*(working\s+)?(day|days|hour|hours)\s*$", re.IGNORECASE
+)
+
 __all__ = [
     "Clock",
     "FixedClock",
@@ -285,6 +289,29 @@ class PortalCalendar:
                 return at + left
             left -= closes - at
             at = closes
+
+    def add_duration(self, start: datetime, text: str) -> datetime:
+        """``start`` plus "3 working days", "4 working hours", "2 days" or "5 hours" (what
+        an admin writes into a robot's property); ValueError says how to write it."""
+        match = _DURATION.match(text or "")
+        if match is None:
+            raise ValueError(
+                f"{(text or '')[:40]!r}: write it as '3 working days', '4 working hours',"
+                " '2 days' or '5 hours'"
+            )
+        amount = float(match.group(1).replace(",", "."))
+        working, unit = bool(match.group(2)), match.group(3).lower()
+        local = self.localize(start)
+        if unit.startswith("hour"):
+            return (
+                self.add_working_hours(local, amount)
+                if working
+                else local + timedelta(hours=amount)
+            )
+        if working:
+            day = self.add_working_days(local.date(), int(amount))
+            return datetime.combine(day, local.time(), tzinfo=self._tz)
+        return local + timedelta(days=int(amount))
 
     # --- time slots ----------------------------------------------------------------------------
 

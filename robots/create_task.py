@@ -9,39 +9,12 @@ hours 9:00-18:00). One request creates the task, linked to the deal (``UF_CRM_TA
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, timedelta
 from typing import Any
 
-from app.calendar import PortalCalendar
 from app.context import RobotContext
 from app.errors import RobotFailed
 from app.registry import Property, Robot
 from handlers import tasks
-
-IN = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*(working\s+)?(day|days|hour|hours)\s*$", re.IGNORECASE)
-
-
-def deadline_in(calendar: PortalCalendar, now: datetime, text: str) -> datetime:
-    """``now`` plus "3 working days", "4 working hours", "2 days" or "5 hours"."""
-    match = IN.match(text)
-    if match is None:
-        raise RobotFailed(
-            f"deadline {text[:40]!r}: write it as '3 working days', '4 working hours',"
-            " '2 days' or '5 hours'"
-        )
-    amount = float(match.group(1).replace(",", "."))
-    working, unit = bool(match.group(2)), match.group(3).lower()
-    local = calendar.localize(now)
-    if unit.startswith("hour"):
-        if working:
-            return calendar.add_working_hours(local, amount)
-        return local + timedelta(hours=amount)
-    days = int(amount)
-    if working:
-        day = calendar.add_working_days(local.date(), days)
-        return datetime.combine(day, local.time(), tzinfo=calendar.tz)
-    return local + timedelta(days=days)
 
 
 def run(ctx: RobotContext) -> dict[str, Any]:
@@ -61,9 +34,11 @@ def run(ctx: RobotContext) -> dict[str, Any]:
     if p["deadline"] is not None:
         fields["DEADLINE"] = calendar.format_datetime(calendar.localize(p["deadline"]))
     elif p["deadline_in"]:
-        fields["DEADLINE"] = calendar.format_datetime(
-            deadline_in(calendar, ctx.clock.now(), p["deadline_in"])
-        )
+        try:
+            deadline = calendar.add_duration(ctx.clock.now(), p["deadline_in"])
+        except ValueError as exc:
+            raise RobotFailed(f"deadline {exc}") from None
+        fields["DEADLINE"] = calendar.format_datetime(deadline)
     done_stage = (p["done_stage"] or "").strip()
     task_id = tasks.create(ctx, fields, wait=p["wait"], done_stage=done_stage)
     return {"task_id": task_id, "outcome": "created", "closed_by": "", "closed_date": ""}
