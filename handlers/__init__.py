@@ -1,6 +1,6 @@
 """Every capability the app offers. Adding one: its folder (or module) here, and a line below."""
 
-from handlers import calendar, date_watch, sms, tasks, tracking
+from handlers import calendar, date_watch, sms, stage_watch, tasks, tracking
 
 CAPABILITIES = [
     calendar.CAPABILITY,
@@ -8,4 +8,5 @@ CAPABILITIES = [
     tracking.CAPABILITY,
     sms.CAPABILITY,
     tasks.CAPABILITY,
+    stage_watch.CAPABILITY,
 ]

@@ -1,6 +1,14 @@
 """Every robot the app offers. Adding one: its own module, and a line here."""
 
-from robots import check_fields, copy_deal, create_task, send_sms, tracking_link, watch_date
+from robots import (
+    check_fields,
+    copy_deal,
+    create_task,
+    send_sms,
+    tracking_link,
+    watch_date,
+    watch_stage,
+)
 
 ROBOTS = [
     copy_deal.ROBOT,
@@ -9,4 +17,5 @@ ROBOTS = [
     send_sms.ROBOT,
     create_task.ROBOT,
     check_fields.ROBOT,
+    watch_stage.ROBOT,
 ]
