@@ -137,10 +137,16 @@ class RobotContext(Context):
     workflow_id: str = ""
     event_token: str = field(default="", repr=False)
     waits: bool = False  # the workflow gets its answer later, from a capability
+    after_answer: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def deal_id(self) -> int:
         return self.document.number
+
+    def then(self, label: str, method: str, params: dict[str, Any]) -> None:
+        """A write to make once the workflow has its answer (one batch, after it): a move
+        to another stage, which may end the automation of the stage the robot runs on."""
+        self.after_answer[label] = (method, params)
 
     def answer_later(self) -> str:
         """Keep the workflow waiting after the robot returns; the event token to answer it

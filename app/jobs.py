@@ -26,6 +26,7 @@ from app.context import (
     RobotContext,
     RunRecord,
     Web,
+    wire_value,
 )
 from app.errors import AppError, AuthFailed, PortalError, RobotFailed, TryAgain, transient
 from app.payloads import Auth, EventCall, RobotCall, event_call_from_dict, robot_call_from_dict
@@ -313,7 +314,37 @@ def run_robot(ctx: JobContext, call: dict[str, Any]) -> dict[str, Any] | None:
     if rctx.waits:
         ctx.log.info("robot waits: its workflow is answered later")
         return result
+    if rctx.after_answer:
+        return _answer_then(s, ctx, rc, result, rctx.after_answer)
     return _answer(ctx, rc, result, "done")
+
+
+def _answer_then(
+    s: Services,
+    ctx: JobContext,
+    rc: RobotCall,
+    result: dict[str, Any],
+    then: dict[str, tuple[str, dict[str, Any]]],
+) -> dict[str, Any]:
+    """The answer and the robot's writes that follow it, in one request (the writes alone
+    when nothing waits for an answer). A refused write is recorded for the admin; the workflow
+    has its answer, so the robot is not run again."""
+    commands = dict(then)
+    if rc.use_subscription:
+        message = f"{rc.code}: done; " + ", ".join(f"{k}={v}" for k, v in result.items())
+        values = {k: wire_value(v) for k, v in result.items()}
+        answer = {"EVENT_TOKEN": rc.event_token, "RETURN_VALUES": values,
+                  "LOG_MESSAGE": message[:1000]}  # fmt: skip
+        commands = {"answer": ("bizproc.event.send", answer), **then}
+    got = ctx.portal.batch(commands)
+    if "answer" in got.errors:
+        raise got.errors["answer"]
+    errors = [f"{label}: {e.code or e.status}: {e.description}" for label, e in got.errors.items()]
+    if errors:
+        record = RunRecord("robot", rc.code, document=rc.document_id.id, started_at=time.time())
+        write_run(s, ctx.member_id, record, "failed", "after the answer: " + "; ".join(errors))
+    ctx.log.info("robot answered: done, then %s", ", ".join(then))
+    return result
 
 
 def _answer(

@@ -25,7 +25,9 @@ LANGUAGES = ("en", "ru", "pl")
 DEAL_DOCUMENT = ("crm", "CCrmDocumentDeal", "DEAL")
 PROPERTY_TYPES = {"bool", "date", "datetime", "double", "int", "select", "string", "text", "user"}
 # The permissions the app asks a portal for (the local app's "scopes").
-SCOPES = ("crm", "bizproc", "placement", "messageservice", "task", "im", "user", "calendar")
+SCOPES = (
+    "crm", "bizproc", "placement", "messageservice", "task", "im", "user", "calendar", "catalog",
+)  # fmt: skip
 
 
 def localized(text: Text | str) -> dict[str, str]:

@@ -285,3 +285,19 @@ class MessageNotFound(PortalError):
 class MessageStatusIncorrect(PortalError):
     code = "ERROR_MESSAGE_STATUS_INCORRECT"
     description = "Message status incorrect!"
+
+
+# catalog -----------------------------------------------------------------------------------------
+# The catalogue module's codes are JSON numbers (``"error": 200040300010``), as the docs show.
+class CatalogAccessDenied(PortalError):
+    """No right to view the trade catalogue."""
+
+    code = 200040300010
+    description = "Access Denied"
+
+
+class IblockNotFound(PortalError):
+    """The catalogue's information block does not exist."""
+
+    code = 200040300000
+    description = "Iblock Not Found"

@@ -13,6 +13,7 @@ from fakeportal.exceptions import CoreError
 ALL_SCOPES = [
     "bizproc",
     "calendar",
+    "catalog",
     "crm",
     "department",
     "entity",

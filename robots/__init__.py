@@ -2,6 +2,7 @@
 
 from robots import (
     check_fields,
+    check_margin,
     copy_deal,
     create_task,
     send_sms,
@@ -18,4 +19,5 @@ ROBOTS = [
     create_task.ROBOT,
     check_fields.ROBOT,
     watch_stage.ROBOT,
+    check_margin.ROBOT,
 ]

@@ -18,7 +18,8 @@ came from (its stage history) unless told to stay, a timeline comment and a noti
 the missing fields by their labels in the portal's language, and the robot returns
 ``passed=N`` and the labels, so the designer can branch on it. Every code is checked against
 ``crm.deal.fields``; an unknown one fails the robot with its name. One batch reads the deal, its
-fields and its history; one batch writes.
+fields and its history; the writes (the move back, the comment, the notifications) follow the
+robot's answer in its request: two requests in all.
 """
 
 from __future__ import annotations
@@ -257,13 +258,14 @@ def run(ctx: RobotContext) -> dict[str, Any]:
     listed = ", ".join(labels)
     lang = ctx.language
     text = _text("comment", lang).format(fields=listed)
-    writes: dict[str, tuple[str, dict[str, Any]]] = {}
+    # The writes follow the answer, in its request: a move back may end this stage's automation.
     history = (got.results.get("history") or {}).get("items") or []
     back = previous_stage(history, str(deal.get("STAGE_ID"))) if p["on_fail"] == BACK else ""
     if back:
-        writes["back"] = ("crm.deal.update", {"id": ctx.deal_id, "fields": {"STAGE_ID": back}})
+        ctx.then("back", "crm.deal.update", {"id": ctx.deal_id, "fields": {"STAGE_ID": back}})
         text += _text("moved_back", lang)
-    writes["comment"] = (
+    ctx.then(
+        "comment",
         "crm.timeline.comment.add",
         {"fields": {"ENTITY_ID": ctx.deal_id, "ENTITY_TYPE": "deal", "COMMENT": text}},
     )
@@ -271,13 +273,9 @@ def run(ctx: RobotContext) -> dict[str, Any]:
     to = ([int(deal["ASSIGNED_BY_ID"])] if p["notify_responsible"] and deal.get("ASSIGNED_BY_ID")
           else []) + ([p["notify_user"]] if p["notify_user"] else [])  # fmt: skip
     for user_id in dict.fromkeys(to):
-        writes[f"notify_{user_id}"] = (
-            "im.notify.system.add",
-            {"USER_ID": user_id, "MESSAGE": notice},
+        ctx.then(
+            f"notify_{user_id}", "im.notify.system.add", {"USER_ID": user_id, "MESSAGE": notice}
         )
-    done = ctx.portal.batch(writes)
-    for name, error in done.errors.items():
-        ctx.log.warning("check_fields: %s not done: %s", name, error.description)
     ctx.log.info("deal %s misses %s%s", ctx.deal_id, listed, f"; back to {back}" if back else "")
     return {"passed": False, "missing": listed}
 

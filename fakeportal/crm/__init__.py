@@ -2,9 +2,10 @@
 
 Importing the package registers the REST methods (crm.deal.*, crm.item.*, crm.category.*,
 crm.status.*, crm.contact.*, crm.company.*, user fields, product rows, timeline comments,
-activities, tasks.task.*, im.notify.*, calendar.*, user.*, department.get) and the admin
-actions, and seeds every new portal (``portal.created``): users 1..5 (1 is the admin
-"Ivan Petrov"), departments, deal funnel 0 with the standard stages, the smart invoice funnel.
+activities, tasks.task.*, im.notify.*, calendar.*, user.*, department.get,
+catalog.product.get/list) and the admin actions, and seeds every new portal
+(``portal.created``): users 1..5 (1 is the admin "Ivan Petrov"), departments, deal funnel 0
+with the standard stages, the smart invoice funnel.
 
 Python functions for the automation side and the admin surface (call them under
 ``world.lock``; ``user_id`` None means "made by automation on behalf of nobody"):
@@ -31,6 +32,8 @@ Python functions for the automation side and the admin surface (call them under
   ``change_task_status(portal, task_id, "complete", user_id=None)`` (start, pause, defer,
   complete, renew, approve, disapprove), ``delete_task(portal, task_id, user_id=None)``,
   ``notify(portal, user_id, message, ...)``.
+- ``create_product(portal, fields, user_id=1) -> id`` / ``update_product(portal, id, fields)``:
+  the catalogue's products (camelCase, ``purchasingPrice`` + ``purchasingCurrency``).
 
 Signals sent: ``crm.event`` ``(portal, name, fields, user_id, data=...)`` on every change and
 ``deal.stage_entered`` ``(portal, deal_id, stage_id, category_id, user_id)`` after a deal is
@@ -39,7 +42,8 @@ created in or moved into a stage.
 
 from __future__ import annotations
 
-from . import admin, calendar, im, productrows, seed, users  # noqa: F401  (registration)
+from . import admin, calendar, catalog, im, productrows, seed, users  # noqa: F401  (registration)
+from .catalog import create_product, update_product
 from .categories import create_category, find_stage, stages
 from .contacts import create_company, create_contact, get_company, get_contact
 from .deals import (
@@ -70,6 +74,7 @@ __all__ = [
     "create_contact",
     "create_deal",
     "create_invoice",
+    "create_product",
     "change_task_status",
     "create_task",
     "delete_deal",
@@ -85,5 +90,6 @@ __all__ = [
     "stages",
     "update_deal",
     "update_deal_item",
+    "update_product",
     "update_task",
 ]

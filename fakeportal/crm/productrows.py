@@ -4,7 +4,8 @@ crm.item.productrow.set/list/get/add/delete.
 ``PRICE`` is the final unit price (after discount, with tax); the portal derives
 ``PRICE_EXCLUSIVE`` (after discount, without tax), ``PRICE_NETTO`` (before discount, without
 tax) and ``PRICE_BRUTTO`` (before discount, with tax). A deal whose amount is not manual
-takes the sum of its rows.
+takes the sum of its rows. A row with a ``PRODUCT_ID`` of the catalogue and no name takes the
+product's name. Rows carry no purchase price: that is the catalogue's (``catalog.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from fakeportal.api import Call, Page, method
 from fakeportal.exceptions import NotFound, ParamErrorString, Uncoded
 from fakeportal.state import Portal
 
-from . import common, deals, query
+from . import catalog, common, deals, query
 
 OWNER_TYPES = {"D": "deal", "SI": "invoice"}
 
@@ -93,6 +94,9 @@ def build_row(
         netto = exclusive + dsum
         rate = dsum / netto * 100 if netto else 0.0
     name = str(data.get("PRODUCT_NAME") or "")
+    product = catalog.product(portal, data.get("PRODUCT_ID")) if not name else None
+    if product is not None:  # no name given: the catalogue product's (the schema says so)
+        name = str(product["name"])
     return {
         "ID": portal.next_id("productrow"),
         "OWNER_ID": owner_id,
