@@ -27,6 +27,7 @@ PROPERTY_TYPES = {"bool", "date", "datetime", "double", "int", "select", "string
 # The permissions the app asks a portal for (the local app's "scopes").
 SCOPES = (
     "crm", "bizproc", "placement", "messageservice", "task", "im", "user", "calendar", "catalog",
+    "department",
 )  # fmt: skip
 
 

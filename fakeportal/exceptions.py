@@ -301,3 +301,14 @@ class IblockNotFound(PortalError):
 
     code = 200040300000
     description = "Iblock Not Found"
+
+
+# the messenger (im-user-get.md, im-user-list-get.md) -----------------------------------------
+class UserNotExists(PortalError):
+    code = "USER_NOT_EXISTS"
+    description = "User with the specified identifier not found"
+
+
+class InvalidFormat(PortalError):
+    code = "INVALID_FORMAT"
+    description = "A wrong format for the ID field is passed"

@@ -1,6 +1,6 @@
 """Every capability the app offers. Adding one: its folder (or module) here, and a line below."""
 
-from handlers import calendar, date_watch, sms, stage_watch, tasks, tracking
+from handlers import assignment, calendar, date_watch, sms, stage_watch, tasks, tracking
 
 CAPABILITIES = [
     calendar.CAPABILITY,
@@ -9,4 +9,5 @@ CAPABILITIES = [
     sms.CAPABILITY,
     tasks.CAPABILITY,
     stage_watch.CAPABILITY,
+    assignment.CAPABILITY,
 ]

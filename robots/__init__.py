@@ -1,6 +1,7 @@
 """Every robot the app offers. Adding one: its own module, and a line here."""
 
 from robots import (
+    assign_from_department,
     check_fields,
     check_margin,
     copy_deal,
@@ -20,4 +21,5 @@ ROBOTS = [
     check_fields.ROBOT,
     watch_stage.ROBOT,
     check_margin.ROBOT,
+    assign_from_department.ROBOT,
 ]

@@ -2,8 +2,8 @@
 
 Importing the package registers the REST methods (crm.deal.*, crm.item.*, crm.category.*,
 crm.status.*, crm.contact.*, crm.company.*, user fields, product rows, timeline comments,
-activities, tasks.task.*, im.notify.*, calendar.*, user.*, department.get,
-catalog.product.get/list) and the admin actions, and seeds every new portal
+activities, tasks.task.*, im.notify.*, im.user.get/list.get (absence), calendar.*, user.*,
+department.get, catalog.product.get/list) and the admin actions, and seeds every new portal
 (``portal.created``): users 1..5 (1 is the admin "Ivan Petrov"), departments, deal funnel 0
 with the standard stages, the smart invoice funnel.
 
@@ -42,7 +42,16 @@ created in or moved into a stage.
 
 from __future__ import annotations
 
-from . import admin, calendar, catalog, im, productrows, seed, users  # noqa: F401  (registration)
+from . import (  # noqa: F401  (registration)
+    absence,
+    admin,
+    calendar,
+    catalog,
+    im,
+    productrows,
+    seed,
+    users,
+)
 from .catalog import create_product, update_product
 from .categories import create_category, find_stage, stages
 from .contacts import create_company, create_contact, get_company, get_contact

@@ -1,8 +1,9 @@
 """The CRM's admin actions (``POST /_admin/<action>``, JSON body): funnels, deals, contacts,
-users, user fields, tasks, and a dump of a portal's tables. Changes made here carry no user
-(``user_id`` None) unless the body names one, so events go out without user tokens. Task
-status actions name the user who acts (``complete_task(task_id=7, user_id=4)``: "the
-accountant completes it in the UI"), with that user's rights.
+users, departments and the absence chart, user fields, tasks, and a dump of a portal's
+tables. Changes made here carry no user (``user_id`` None) unless the body names one, so
+events go out without user tokens. Task status actions name the user who acts
+(``complete_task(task_id=7, user_id=4)``: "the accountant completes it in the UI"), with
+that user's rights.
 
 Admin actions are the portal's UI, not REST calls of an app: their changes always reach
 offline queues (no ``auth_connector`` applies).
@@ -17,10 +18,11 @@ from typing import Any
 
 from fakeportal.admin import find_portal
 from fakeportal.api import admin as _register
+from fakeportal.api import flag
 from fakeportal.exceptions import ApiError
 from fakeportal.state import World
 
-from . import categories, contacts, deals, seed, tasks, userfields
+from . import absence, categories, contacts, deals, seed, tasks, userfields
 
 
 def admin(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -176,6 +178,89 @@ def create_user(
         portal = find_portal(world, member_id)
         user_id = seed.new_user(portal, {str(k).upper(): v for k, v in fields.items()})
         return {"ID": str(user_id)}
+
+
+@admin("update_user")
+def update_user(
+    world: World, id: int, fields: dict[str, Any], member_id: str | None = None
+) -> dict[str, Any]:
+    """Change a user as the HR admin does: ``ACTIVE: "N"`` fires them, ``UF_DEPARTMENT``
+    moves them; ``ACTIVE`` and ``IS_ADMIN`` are Y/N flags."""
+    with world.lock:
+        portal = find_portal(world, member_id)
+        row = portal.table("user").get(int(id))
+        if row is None:
+            raise LookupError(f"no user {id}")
+        for key, value in fields.items():
+            name = str(key).upper()
+            if name in ("ID", "DATE_REGISTER"):
+                continue
+            if name in ("ACTIVE", "IS_ADMIN"):
+                row[name] = flag(value, name == "ACTIVE")
+            elif name == "UF_DEPARTMENT":
+                row[name] = [int(v) for v in (value if isinstance(value, list) else [value])]
+            else:
+                row[name] = value
+        return {"ID": str(row["ID"])}
+
+
+@admin("create_department")
+def create_department(
+    world: World,
+    name: str,
+    parent: int | None = None,
+    head: int | None = None,
+    sort: int = 500,
+    member_id: str | None = None,
+) -> dict[str, Any]:
+    """A department of the company structure (``parent`` None: under the root, 1), with its
+    head (``UF_HEAD``); its ID as department.get prints it."""
+    with world.lock:
+        portal = find_portal(world, member_id)
+        table = portal.table("department")
+        parent_id = 1 if parent is None else int(parent)
+        if parent_id not in table:
+            raise LookupError(f"no department {parent_id}")
+        if head is not None and int(head) not in portal.table("user"):
+            raise LookupError(f"no user {head}")
+        department_id = max(table, default=0) + 1
+        table[department_id] = {
+            "ID": department_id,
+            "NAME": name,
+            "SORT": int(sort),
+            "PARENT": parent_id,
+            "UF_HEAD": int(head) if head else None,
+        }
+        return {"ID": str(department_id)}
+
+
+@admin("add_absence")
+def add_absence(
+    world: World,
+    user_id: int,
+    date_from: str,
+    date_to: str,
+    type: str = "VACATION",
+    name: str = "",
+    member_id: str | None = None,
+) -> dict[str, Any]:
+    """An entry of the absence chart: ``user_id`` is away from ``date_from`` to ``date_to``
+    (both days included; ``type`` VACATION, ASSIGNMENT, LEAVESICK...). The messenger's user
+    objects then show ``absent`` (im.user.get, im.user.list.get)."""
+    with world.lock:
+        portal = find_portal(world, member_id)
+        absence_id = absence.add_absence(
+            portal, int(user_id), date_from, date_to, kind=type, name=name
+        )
+        return absence.absence_view(portal, portal.table(absence.TABLE)[absence_id])
+
+
+@admin("delete_absence")
+def delete_absence(world: World, id: int, member_id: str | None = None) -> bool:
+    """Remove an entry of the absence chart (the user is back)."""
+    with world.lock:
+        portal = find_portal(world, member_id)
+        return portal.table(absence.TABLE).pop(int(id), None) is not None
 
 
 @admin("add_deal_userfield")

@@ -6,9 +6,10 @@ Users print as the portal prints them: ids as strings, ``ACTIVE`` a boolean,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from fakeportal.api import Call, Page, method
+from fakeportal.api import Call, Page, flag, method
 from fakeportal.state import Portal
 
 from . import common, query
@@ -49,7 +50,8 @@ def _users_page(call: Call, filter_: dict[str, Any]) -> Page:
     order = {str(sort): str(call.get("order") or "ASC")} if sort else {"ID": "ASC"}
     find = filter_.pop("FIND", None)
     department_name = filter_.pop("UF_DEPARTMENT_NAME", None)
-    rows = list(portal.table("user").values())
+    active = _active_filter(filter_)
+    rows = [r for r in portal.table("user").values() if active(r)]
     if find:
         needle = str(find).lower()
         rows = [
@@ -78,6 +80,22 @@ def _users_page(call: Call, filter_: dict[str, Any]) -> Page:
     return Page([user_view(portal, r, select) for r in page_rows], total, nxt)
 
 
+def _active_filter(filter_: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    """The ``ACTIVE`` conditions (also ``=ACTIVE``, ``!ACTIVE``), taken out of ``filter_``:
+    the Y/N flag, ``true``/``Y`` keeps working users, ``false``/``N`` the fired ones. The
+    generic filter would compare the stored boolean with a string and match nothing; an
+    unreadable value filters nothing."""
+    tests: list[tuple[bool, bool]] = []  # (wanted, equal)
+    for key in [k for k in filter_ if query.split_op(str(k))[1].upper() == "ACTIVE"]:
+        op = query.split_op(str(key))[0]
+        wanted = flag(filter_.pop(key), None)
+        if wanted is not None and op in ("=", "!", "!="):
+            tests.append((wanted, op == "="))
+    return lambda row: all(
+        (flag(row.get("ACTIVE"), True) == wanted) == equal for wanted, equal in tests
+    )
+
+
 def _filter(call: Call) -> dict[str, Any]:
     raw = call.get("FILTER")
     filter_ = dict(raw) if isinstance(raw, dict) else {}
@@ -98,22 +116,21 @@ def user_search(call: Call) -> Page:
 
 
 DEPARTMENT_KINDS = {"ID": "int", "SORT": "int", "PARENT": "int", "UF_HEAD": "int"}
+DEPARTMENT_FILTERS = ("ID", "NAME", "SORT", "PARENT", "UF_HEAD")
 
 
 @method("department.get", scope="department")
 def department_get(call: Call) -> Page:
+    # Filters are the upper-case fields, ordering the lower-case ``sort``/``order``: PHP keys
+    # are case-sensitive, so ``sort=ID`` orders and ``SORT=500`` filters.
     portal = call.portal
-    filter_ = {
-        k.upper(): v
-        for k, v in call.params.items()
-        if k.upper() in ("ID", "NAME", "SORT", "PARENT", "UF_HEAD")
-    }
-    sort = call.get("sort")
+    filter_ = {k: v for k, v in call.params.items() if k in DEPARTMENT_FILTERS}
+    sort = call.params.get("sort")
     rows, total, nxt = query.run_list(
         portal,
         portal.table("department").values(),
         filter_=filter_,
-        order={str(sort).upper(): str(call.get("order") or "ASC")} if sort else None,
+        order={str(sort).upper(): str(call.params.get("order") or "ASC")} if sort else None,
         start=call.get("START") if call.get("START") is not None else call.get("start"),
         resolve=lambda n: (
             n.upper() if n.upper() in ("ID", "NAME", "SORT", "PARENT", "UF_HEAD") else None
