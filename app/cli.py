@@ -137,7 +137,7 @@ def command_line(build: Build) -> click.Group:
         logging.getLogger().setLevel(logging.INFO)
         names = queues or QUEUES
         if s.catalogue.events.events:  # what the portals queued while no worker ran
-            jobs.enqueue(s, "fan_out", "", {"job": "drain"})
+            jobs.enqueue(s, "fan_out", "", {"job": "drain", "args": {"recover": True}})
         w = Worker([s.queue(q) for q in names], connection=s.redis)
         w.work(with_scheduler=True, burst=burst)
 
@@ -161,7 +161,7 @@ def command_line(build: Build) -> click.Group:
             scheduler.register(
                 jobs.run,
                 queue_name=BULK,
-                args=("fan_out", "", {"job": "drain"}),
+                args=("fan_out", "", {"job": "drain", "args": {"recover": True}}),
                 cron="* * * * *",
                 name="drain-offline-events",
             )

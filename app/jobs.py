@@ -386,7 +386,7 @@ def handle_event(ctx: JobContext, call: dict[str, Any]) -> dict[str, Any]:
     return {"handlers": len(handlers)}
 
 
-def drain_events(ctx: JobContext, errors: bool = False) -> dict[str, Any]:
+def drain_events(ctx: JobContext, errors: bool = False, recover: bool = False) -> dict[str, Any]:
     """Handle what the portal's offline queue holds for the app, losing nothing.
 
     Rows are reserved (``clear=0``, a ``process_id``), handled by the catalogue's handlers,
@@ -395,6 +395,9 @@ def drain_events(ctx: JobContext, errors: bool = False) -> dict[str, Any]:
     settings until it is cleared, so a drain that died in between (a killed worker) is
     re-read by the next one: a re-read, never a loss. One drain per portal at a time; a
     wake-up that comes while one runs makes it look once more. Each event is a run.
+    A batch reserved whose id never reached the settings (the answer to a read was lost, the
+    worker died in that instant) is found again with ``recover`` (the clock's drain, every
+    minute, and a worker's at start): such rows are late, never lost.
     """
     s = _services(ctx)
     ctx.run.keep = False
@@ -407,8 +410,13 @@ def drain_events(ctx: JobContext, errors: bool = False) -> dict[str, Any]:
     report = {"pages": 0, "events": 0, "ok": 0, "failed": 0}
     left_over = False
     try:
+        orphans = (
+            _orphaned_batches(ctx) if recover and not ctx.settings.get(OFFLINE_PROCESS) else []
+        )
         got: dict[str, Any] | None = None  # the next page, read with the last page's clearing
         while True:
+            if orphans and got is None and not ctx.settings.get(OFFLINE_PROCESS):
+                ctx.settings.set(OFFLINE_PROCESS, orphans.pop())
             s.redis.delete(f"drain-again:{mid}")
             pending = ctx.settings.get(OFFLINE_PROCESS)
             if got is None:
@@ -423,7 +431,8 @@ def drain_events(ctx: JobContext, errors: bool = False) -> dict[str, Any]:
                 if s.redis.get(f"drain-again:{mid}"):
                     continue
                 break
-            ctx.settings.set(OFFLINE_PROCESS, process_id)
+            if process_id != pending:
+                ctx.settings.set(OFFLINE_PROCESS, process_id)
             report["pages"] += 1
             done, failed = _handle_rows(s, ctx, rows, report)
             # A full page (or a wake-up meanwhile) means more may wait; a replay that failed
@@ -433,18 +442,19 @@ def drain_events(ctx: JobContext, errors: bool = False) -> dict[str, Any]:
             more = full and report["pages"] < DRAIN_PAGES
             next_page = _page_query(None, errors) if more else None
             got = _settle_rows(ctx, process_id, done, failed, next_page)
-            ctx.settings.set(OFFLINE_PROCESS, None)
+            # The next page is reserved already: its id is kept before anything else happens.
+            ctx.settings.set(OFFLINE_PROCESS, (got or {}).get("process_id") or None)
             lock.extend(DRAIN_LOCK_SECONDS, replace_ttl=True)
             if not more:
                 left_over = full
                 break
-        if left_over:  # a storm: hand the worker back (robots first), go on in a new job
-            enqueue(s, "drain", mid, {"errors": errors})
     finally:
         try:
             lock.release()
         except LockError:
             ctx.log.warning("drain lock expired before release")
+    if left_over:  # a storm: hand the worker back (robots first), go on in a new job
+        enqueue(s, "drain", mid, {"errors": errors})
     if report["events"]:
         ctx.log.info("offline events drained: %s", report)
         # The portal sends no wake-up for rows queued within WAKE_UP_MIN_TIMEOUT of the last
@@ -507,6 +517,16 @@ def _handle_rows(
         done.append(ec.message_id)
         report["ok"] += 1
     return done, failed
+
+
+def _orphaned_batches(ctx: JobContext) -> list[str]:
+    """Reserved batches no drain knows of (this drain holds the portal's lock, and no batch
+    id is kept): their ids, to read them again."""
+    rows = ctx.portal.call(
+        "event.offline.list", {"filter": {"!PROCESS_ID": ""}, "auth_connector": AUTH_CONNECTOR}
+    )
+    found = {str(r.get("PROCESS_ID")) for r in rows or [] if isinstance(r, dict)}
+    return sorted(p for p in found if p)
 
 
 def _page_query(process_id: str | None, errors: bool) -> dict[str, Any]:
@@ -601,7 +621,9 @@ def sync_portal(ctx: JobContext) -> dict[str, Any]:
 # Schedules ---------------------------------------------------------------------------------
 
 
-def fan_out(ctx: JobContext, schedule: str = "", job: str = "") -> int:
+def fan_out(
+    ctx: JobContext, schedule: str = "", job: str = "", args: dict[str, Any] | None = None
+) -> int:
     """A schedule (or an app job: ``drain``) as one job per installed portal, so one slow
     portal delays no other."""
     s = _services(ctx)
@@ -609,7 +631,7 @@ def fan_out(ctx: JobContext, schedule: str = "", job: str = "") -> int:
     if job:
         if job not in APP_JOBS:
             raise AppError(f"unknown job {job}")
-        name, args = job, {}
+        name, args = job, dict(args or {})
     elif schedule in s.catalogue.schedules:
         name, args = "schedule", {"schedule": schedule}
     else:

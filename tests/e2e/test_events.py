@@ -240,3 +240,27 @@ def test_a_storm_is_drained_page_by_page_with_one_request_a_page(stack) -> None:
     assert counters["total"] == 4  # get; clear+get; clear+get; clear
     assert counters["methods"]["event.offline.get"] == 3
     assert counters["methods"]["event.offline.clear"] == 3
+
+
+def test_a_batch_reserved_whose_id_was_lost_is_found_by_the_clocks_drain(stack) -> None:
+    """The answer to a read was lost after the portal reserved the rows: no drain knows the
+    batch's id, the rows are invisible to plain reads; the minute's drain finds them."""
+    SEEN.clear()
+    stack.install()
+    stack.stop_web()
+    deal_id = stack.portal_call("crm.deal.add", {"fields": {"TITLE": "Cooler"}})
+    stack.portal_call("crm.deal.update", {"id": deal_id, "fields": {"STAGE_ID": "PREPARATION"}})
+    lost = stack.services.portal(stack.member_id).call(
+        "event.offline.get", {"clear": 0, "limit": 50, "auth_connector": "robot_server"}
+    )
+    assert lost["process_id"] and len(lost["events"]) == 1  # reserved; its id is forgotten
+    assert stack.run_job("drain") == {"pages": 0, "events": 0, "ok": 0, "failed": 0}
+    assert SEEN == []
+    assert stack.run_job("drain", recover=True)["ok"] == 1
+    assert SEEN == [(str(deal_id), "PREPARATION", True)]
+    assert (
+        stack.services.portal(stack.member_id).call(
+            "event.offline.list", {"auth_connector": "robot_server"}
+        )
+        == []
+    )
