@@ -107,3 +107,45 @@ def start_app(
         settings.client_id, settings.client_secret, f"{app_url}/install", list(SCOPES)
     )
     return BenchApp(portal_server, settings, services, app_url, server)
+
+
+def start_workers(bench: BenchApp, redis_url: str, count: int) -> list[subprocess.Popen]:
+    """``count`` ``robot-server worker`` processes with the bench app's settings, as the
+    Procfile runs them."""
+    import os
+    import sys
+
+    s = bench.settings
+    env = dict(
+        os.environ,
+        B24_CLIENT_ID=s.client_id,
+        B24_CLIENT_SECRET=s.client_secret,
+        B24_OAUTH_URL=s.oauth_url,
+        APP_BASE_URL=bench.app_url,
+        REDIS_URL=redis_url,
+        DATABASE_URL=s.database_url,
+        SECRET_KEY=s.secret_key,
+        B24_PORTAL_BURST=str(s.portal_burst),
+        B24_PORTAL_RATE=str(s.portal_rate),
+    )
+    robot_server = str(Path(sys.executable).parent / "robot-server")
+    return [
+        subprocess.Popen(
+            [robot_server, "worker", "robots", "events", "bulk"],
+            cwd=Path(__file__).resolve().parents[1],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
+
+
+def wait(check: Any, timeout: float, what: str) -> None:
+    """Until ``check()`` is true, or exit saying what did not happen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"bench: timed out waiting for {what}")

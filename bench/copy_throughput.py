@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import redis_server, start_app  # noqa: E402
+from common import redis_server, start_app, start_workers, wait  # noqa: E402
 
 from fakeportal.automation import lifecycle, rules  # noqa: E402
 from fakeportal.crm import categories, contacts, deals  # noqa: E402
@@ -55,31 +54,9 @@ def main() -> None:
         world = World()
         world.config.update(bucket_size=args.burst, drain_per_second=args.rate)
         bench = start_app(world, redis_url, tmp, burst=args.burst, rate=args.rate)
-        settings, services, app_url = bench.settings, bench.services, bench.app_url
+        settings, services = bench.settings, bench.services
         portal = world.add_portal(domain="bench.bitrix24.test")
-        env = dict(
-            os.environ,
-            B24_CLIENT_ID=settings.client_id,
-            B24_CLIENT_SECRET=settings.client_secret,
-            B24_OAUTH_URL=settings.oauth_url,
-            APP_BASE_URL=app_url,
-            REDIS_URL=redis_url,
-            DATABASE_URL=settings.database_url,
-            SECRET_KEY=settings.secret_key,
-            B24_PORTAL_BURST=str(args.burst),
-            B24_PORTAL_RATE=str(args.rate),
-        )
-        robot_server = str(Path(sys.executable).parent / "robot-server")
-        workers = [
-            subprocess.Popen(
-                [robot_server, "worker", "robots", "events", "bulk"],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(args.workers)
-        ]
+        workers = start_workers(bench, redis_url, args.workers)
         lifecycle.install_app(world, portal.member_id, settings.client_id)
         wait(
             lambda: (
@@ -161,15 +138,6 @@ def done(world: World, portal, ids: list[int]) -> bool:
         f["deal_id"] for f in flows if f["robots"] and f["robots"][0]["status"] == "completed"
     }
     return all(i in finished for i in ids)
-
-
-def wait(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise SystemExit(f"bench: timed out waiting for {what}")
 
 
 if __name__ == "__main__":
