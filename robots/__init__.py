@@ -6,6 +6,7 @@ from robots import (
     check_margin,
     copy_deal,
     create_task,
+    find_free_slot,
     send_sms,
     tracking_link,
     watch_date,
@@ -22,4 +23,5 @@ ROBOTS = [
     watch_stage.ROBOT,
     check_margin.ROBOT,
     assign_from_department.ROBOT,
+    find_free_slot.ROBOT,
 ]

@@ -21,7 +21,9 @@ from handlers import date_watch
 def run(ctx: RobotContext) -> dict[str, Any]:
     p = ctx.properties
     action = p["action"]
-    target = p["stage_id"] if action == date_watch.MOVE else p["trigger_code"]
+    target = {date_watch.MOVE: p["stage_id"], date_watch.NOTIFY: p["user_field"]}.get(
+        action, p["trigger_code"]
+    )
     _set_calendar(ctx, p["country"], p["timezone"])
     funnel = p["category_id"]
     if funnel is None and action == date_watch.MOVE and target:
@@ -124,6 +126,11 @@ ROBOT = Robot(
                     "ru": "Запустить триггер",
                     "pl": "Uruchom wyzwalacz",
                 },
+                date_watch.NOTIFY: {
+                    "en": "Remind the user in a deal field (at 9:00)",
+                    "ru": "Напомнить пользователю из поля сделки (в 9:00)",
+                    "pl": "Przypomnij użytkownikowi z pola dealu (o 9:00)",
+                },
             },
             default=date_watch.MOVE,
         ),
@@ -137,6 +144,15 @@ ROBOT = Robot(
             {"en": "Trigger", "ru": "Триггер", "pl": "Wyzwalacz"},
             options={t.code: t.name for t in date_watch.TRIGGERS},
             default=date_watch.WARRANTY_EXPIRING.code,
+        ),
+        "user_field": Property(
+            "string",
+            {
+                "en": "User field to remind (UF_CRM_INSTALLER, ASSIGNED_BY_ID)",
+                "ru": "Поле с пользователем (UF_CRM_INSTALLER, ASSIGNED_BY_ID)",
+                "pl": "Pole z użytkownikiem (UF_CRM_INSTALLER, ASSIGNED_BY_ID)",
+            },
+            default="",
         ),
         "category_id": Property(
             "int",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fakeportal.api import Call, method
 from fakeportal.exceptions import Uncoded
@@ -25,7 +26,33 @@ def _site_format(portal: Portal, value: datetime, skip_time: bool = False) -> st
 
 
 def _required(name: str, method_name: str) -> Uncoded:
-    return Uncoded(f'The required parameter "{name}" for the method "{method_name}" is not set')
+    return Uncoded(f'The required parameter "{name}" for the method "{method_name}" is not set.')
+
+
+def _invalid(name: str) -> Uncoded:
+    return Uncoded(f'Invalid value for the parameter "{name}"')
+
+
+CAL_TYPES = ("user", "group", "company_calendar")
+ACCESSIBILITY = ("busy", "absent", "quest", "free")
+IMPORTANCE = ("high", "normal", "low")
+
+
+def _zone(portal: Portal, call: Call, name: str) -> ZoneInfo:
+    """The zone of a from/to without an offset: ``timezone_from``/``timezone_to`` (only
+    timezone_from: both), else the calling user's zone, else the portal's."""
+    for key in (f"timezone_{name}", "timezone_from"):
+        value = call.get(key)
+        if value not in (None, ""):
+            try:
+                return ZoneInfo(str(value))
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise _invalid(key) from exc
+    user = portal.table("user").get(call.caller.user_id or 0) or {}
+    try:
+        return ZoneInfo(str(user.get("TIME_ZONE") or portal.timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return common.tz(portal)
 
 
 def add_event(
@@ -48,7 +75,8 @@ def add_event(
 ) -> int:
     """Store a calendar event and return its ID."""
     event_id = portal.next_id("calendar_event", start=1001)
-    attendee_ids = list(dict.fromkeys([owner_id, *(attendees or [])]))
+    owners = [owner_id] if cal_type == "user" or not attendees else []
+    attendee_ids = [a for a in dict.fromkeys([*owners, *(attendees or [])]) if a]
     portal.table("calendar_event")[event_id] = {
         "ID": event_id,
         "CAL_TYPE": cal_type,
@@ -104,13 +132,22 @@ def event_view(portal: Portal, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _when(portal: Portal, call: Call, name: str) -> datetime | None:
+    """``from``/``to`` (or ``from_ts``/``to_ts``); a value with an offset or ``Z`` keeps it,
+    one without is read in the zone ``_zone`` names."""
     ts = call.get(f"{name}_ts")
     if ts not in (None, ""):
         return datetime.fromtimestamp(int(ts), common.tz(portal))
     value = call.get(name)
     if value in (None, ""):
         return None
-    return common.parse_datetime(portal, value)
+    parsed = common.parse_datetime(portal, value)
+    text = str(value).strip()
+    has_offset = text.endswith(("Z", "z")) or (
+        len(text) > 10 and ("+" in text[10:] or "-" in text[10:])
+    )
+    if parsed is not None and not has_offset and not isinstance(value, datetime):
+        parsed = parsed.replace(tzinfo=_zone(portal, call, name))
+    return parsed
 
 
 @method("calendar.event.add", scope="calendar", validates=True)
@@ -119,6 +156,12 @@ def event_add(call: Call) -> int:
     for name in ("type", "ownerId", "name"):
         if call.get(name) in (None, ""):
             raise _required(name, "calendar.event.add")
+    cal_type = str(call.get("type"))
+    if cal_type not in CAL_TYPES:
+        raise _invalid("type")
+    for name, allowed in (("accessibility", ACCESSIBILITY), ("importance", IMPORTANCE)):
+        if call.get(name) not in (None, "") and str(call.get(name)) not in allowed:
+            raise _invalid(name)
     try:
         start = _when(portal, call, "from")
         end = _when(portal, call, "to")
@@ -132,8 +175,10 @@ def event_add(call: Call) -> int:
     if skip_time and end <= start:
         end = start + timedelta(days=1)
     owner_id = common.positive_id(call.get("ownerId"))
+    if owner_id is None and cal_type == "company_calendar" and str(call.get("ownerId")) == "0":
+        owner_id = 0  # the company calendar has no owner
     if owner_id is None:
-        raise _required("ownerId", "calendar.event.add")
+        raise _invalid("ownerId")
     attendees = call.get("attendees")
     if isinstance(attendees, dict):
         attendees = list(attendees.values())
@@ -148,7 +193,7 @@ def event_add(call: Call) -> int:
         str(call.get("name")),
         start,
         end,
-        cal_type=str(call.get("type")),
+        cal_type=cal_type,
         attendees=[a for a in (common.positive_id(x) for x in attendees or []) if a],
         accessibility=str(call.get("accessibility") or "busy"),
         description=str(call.get("description") or ""),
@@ -219,20 +264,14 @@ def accessibility_get(call: Call) -> dict[str, Any]:
     if isinstance(users, dict):
         users = list(users.values())
     if not isinstance(users, list) or not users:
-        raise Uncoded(
-            'The required parameter "users" for the method "calendar.accessibility.get" is not set'
-        )
+        raise _required("users", "calendar.accessibility.get")
     try:
         start = common.parse_datetime(portal, call.get("from"))
         end = common.parse_datetime(portal, call.get("to"))
     except (TypeError, ValueError) as exc:
         raise Uncoded("Invalid date") from exc
     if start is None or end is None:
-        name = "from" if start is None else "to"
-        raise Uncoded(
-            f'The required parameter "{name}" for the method '
-            '"calendar.accessibility.get" is not set'
-        )
+        raise _required("from" if start is None else "to", "calendar.accessibility.get")
     end = end + timedelta(days=1)  # "to" is a date: the whole day counts
     result: dict[str, Any] = {}
     for raw in users:
@@ -241,14 +280,12 @@ def accessibility_get(call: Call) -> dict[str, Any]:
             continue
         events = []
         for row in busy(portal, user_id, start, end):
-            local_from = row["FROM"].astimezone(common.tz(portal))
-            local_to = row["TO"].astimezone(common.tz(portal))
             events.append(
                 {
                     "ID": str(row["ID"]),
                     "NAME": row["NAME"],
-                    "DATE_FROM": local_from.strftime("%d.%m.%Y %H:%M:%S"),
-                    "DATE_TO": local_to.strftime("%d.%m.%Y %H:%M:%S"),
+                    "DATE_FROM": _site_format(portal, row["FROM"], row["SKIP_TIME"]),
+                    "DATE_TO": _site_format(portal, row["TO"], row["SKIP_TIME"]),
                     "DATE_FROM_TS_UTC": str(int(row["FROM"].timestamp())),
                     "DATE_TO_TS_UTC": str(int(row["TO"].timestamp())),
                     "~USER_OFFSET_FROM": 0,
@@ -258,7 +295,6 @@ def accessibility_get(call: Call) -> dict[str, Any]:
                     "TZ_TO": portal.timezone,
                     "ACCESSIBILITY": row["ACCESSIBILITY"],
                     "IMPORTANCE": row["IMPORTANCE"],
-                    "EVENT_TYPE": None,
                 }
             )
         result[str(user_id)] = events

@@ -24,6 +24,7 @@ from .watches import (
     DATE_DUE,
     FIRE,
     MOVE,
+    NOTIFY,
     SCHEDULES,
     TRIGGERS,
     WARRANTY_EXPIRING,
@@ -109,6 +110,9 @@ def watching(watch: Watch) -> str:
     if watch.action == MOVE:
         # TRANSLATORS: %(stage)s is a deal stage id (C1:WON).
         action = _("move to %(stage)s", stage=watch.target)
+    elif watch.action == NOTIFY:
+        # TRANSLATORS: %(field)s is a deal field holding a user (UF_CRM_INSTALLER).
+        action = _("notify the user in %(field)s", field=watch.target)
     else:
         # TRANSLATORS: %(trigger)s is an automation trigger code (date_due).
         action = _("fire %(trigger)s", trigger=watch.target)
@@ -137,14 +141,18 @@ def view(ctx: Context) -> dict[str, Any]:
         {
             "watch": w,
             "rule": rule_text(w),
-            "action": _("move to stage") if w.action == MOVE else _("fire trigger"),
+            "action": {
+                MOVE: _("move to stage"),
+                FIRE: _("fire trigger"),
+                NOTIFY: _("notify the user"),
+            }[w.action],  # fmt: skip
             "last_sweep": _last_sweep(ctx, w),
         }
         for w in watches(ctx.store, ctx.member_id)
     ]
     lang = str(get_locale() or "en")
     triggers = [(t.code, t.to_bitrix(lang)["NAME"]) for t in TRIGGERS]
-    return {"rows": rows, "triggers": triggers, "move": MOVE, "fire": FIRE}
+    return {"rows": rows, "triggers": triggers, "move": MOVE, "fire": FIRE, "notify": NOTIFY}
 
 
 def add_from_form(ctx: Context, form: Mapping[str, str]) -> str:
@@ -156,7 +164,7 @@ def add_from_form(ctx: Context, form: Mapping[str, str]) -> str:
         form, "within_days", _("Not added: the number of days must be a whole number."), "0"
     )
     action = str(form.get("then", ""))
-    target = str(form.get("stage" if action == MOVE else "trigger", ""))
+    target = str(form.get({MOVE: "stage", NOTIFY: "user_field"}.get(action, "trigger"), ""))
     name = str(form.get("name", "")).strip()
     if len(name) > 200:
         raise ValueError(_("Not added: the name is longer than 200 characters."))
@@ -207,6 +215,7 @@ __all__ = [
     "DATE_DUE",
     "FIRE",
     "MOVE",
+    "NOTIFY",
     "TRIGGERS",
     "WARRANTY_EXPIRING",
     "Watch",

@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 
 from sqlalchemy import (
@@ -51,12 +52,19 @@ from app.calendar import PortalCalendar
 from app.context import Context, JobContext
 from app.errors import AppError
 from app.payloads import EventCall
-from app.registry import EventRouter, Schedule, Trigger
+from app.registry import EventRouter, Schedule, Trigger, localized
 from app.store import Store, metadata
 
 DEAL = 2  # OWNER_TYPE_ID of deals
 BATCH = 50  # commands in one batch request
-MOVE, FIRE = "move", "trigger"
+MOVE, FIRE, NOTIFY = "move", "trigger", "notify"
+# Reminders wait for the working day: "the day before" and "on the day" come at 9:00.
+NOTIFY_FROM = dt_time(9)
+REMINDER = {
+    "en": 'Reminder: deal "{title}", {date}.',
+    "ru": "Напоминание: сделка «{title}», {date}.",
+    "pl": "Przypomnienie: deal „{title}”, {date}.",
+}
 # Overlap between sweeps for "modified since": absorbs skew between our clock and the portal's.
 MODIFIED_MARGIN = timedelta(hours=1)
 STANDARD_DATE_FIELDS = ("CLOSEDATE", "BEGINDATE")
@@ -142,7 +150,8 @@ class Watch:
         return f"{days} {unit} after" if self.within_days < 0 else "on"
 
     def describe(self) -> str:
-        what = f"move to {self.target}" if self.action == MOVE else f"fire {self.target}"
+        what = {MOVE: "move to", FIRE: "fire", NOTIFY: "notify the user in"}[self.action]
+        what = f"{what} {self.target}"
         return f"funnel {self.category_id}: {self.when()} {self.field}, {what}"
 
 
@@ -185,8 +194,13 @@ def validate_rule(
         target = target.lower() or WARRANTY_EXPIRING.code
         if target not in codes:
             raise AppError(f"trigger {target} is not one of {sorted(codes)}")
+    elif action == NOTIFY:
+        target = target.upper()
+        if not (target.startswith("UF_") or target == "ASSIGNED_BY_ID"):
+            raise AppError(f"user field {target[:60]!r} must be a deal user field (UF_...)"
+                           " or ASSIGNED_BY_ID")  # fmt: skip
     else:
-        raise AppError(f"unknown action {action!r} (move or trigger)")
+        raise AppError(f"unknown action {action!r} (move, trigger or notify)")
     return field, target
 
 
@@ -348,12 +362,17 @@ def sweep_watch(ctx: JobContext, watch: Watch) -> dict[str, int]:
     today = calendar.today(ctx.clock)
     last = cutoff(calendar, today, watch.within_days, watch.working_days)
     report = {"due": 0, "done": 0, "failed": 0}
+    if watch.action == NOTIFY and calendar.now(ctx.clock).time() < NOTIFY_FROM:
+        return report  # before the working day: the 9:00 sweep reminds, not this one
     seen: set[int] = set()
-    select_ = ["ID", "STAGE_ID", "CATEGORY_ID", watch.field]
+    select_ = ["ID", "STAGE_ID", "CATEGORY_ID", "TITLE", watch.field]
+    if watch.action == NOTIFY:
+        select_.append(watch.target)
     for filter_ in due_filters(watch, calendar, today):
         rows = ctx.portal.list_due("crm.deal.list", {"filter": filter_, "select": select_})
         for chunk in _chunks(rows, BATCH):
             todo: dict[int, str] = {}
+            rows_by_id = {int(r["ID"]): r for r in chunk}
             for row in chunk:
                 deal_id = int(row["ID"])
                 if deal_id in seen:
@@ -367,7 +386,7 @@ def sweep_watch(ctx: JobContext, watch: Watch) -> dict[str, int]:
             todo = {d: due for d, due in todo.items() if (d, due) not in done}
             report["due"] += len(todo)
             if todo:
-                ok, failed = _act(ctx, watch, todo)
+                ok, failed = _act(ctx, watch, todo, rows_by_id)
                 _remember(ctx.store, watch.id, ((d, todo[d]) for d in ok))
                 report["done"] += len(ok)
                 report["failed"] += failed
@@ -375,11 +394,33 @@ def sweep_watch(ctx: JobContext, watch: Watch) -> dict[str, int]:
     return report
 
 
-def _act(ctx: JobContext, watch: Watch, todo: dict[int, str]) -> tuple[list[int], int]:
-    """One batch of moves or trigger firings; (deals done, failures)."""
+def _users(value: Any) -> list[int]:
+    """The users an employee field names (``5``, ``"user_5"``, or a list of them)."""
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        text = str(item or "").removeprefix("user_")
+        if text.isdigit() and int(text) > 0:
+            out.append(int(text))
+    return out
+
+
+def _act(
+    ctx: JobContext, watch: Watch, todo: dict[int, str], rows: dict[int, dict[str, Any]]
+) -> tuple[list[int], int]:
+    """One batch of moves, trigger firings or reminders; (deals done, failures)."""
     commands: dict[str, tuple[str, dict[str, Any]]] = {}
-    for deal_id in todo:
-        if watch.action == MOVE:
+    texts = localized(REMINDER)
+    reminder = texts.get(ctx.language) or texts["en"] if watch.action == NOTIFY else ""
+    for deal_id, due in todo.items():
+        if watch.action == NOTIFY:
+            row = rows.get(deal_id) or {}
+            text = reminder.format(title=row.get("TITLE", ""), date=due)
+            for user in _users(row.get(watch.target)):
+                commands[f"d{deal_id}_{user}"] = (
+                    "im.notify.system.add", {"USER_ID": user, "MESSAGE": text},
+                )  # fmt: skip
+        elif watch.action == MOVE:
             commands[f"d{deal_id}"] = (
                 "crm.deal.update",
                 {"id": deal_id, "fields": {"STAGE_ID": watch.target}},
@@ -389,11 +430,13 @@ def _act(ctx: JobContext, watch: Watch, todo: dict[int, str]) -> tuple[list[int]
                 "crm.automation.trigger.execute",
                 {"CODE": watch.target, "OWNER_TYPE_ID": DEAL, "OWNER_ID": deal_id},
             )
-    got = ctx.portal.batch(commands)
-    ok = [d for d in todo if f"d{d}" not in got.errors]
-    for label, error in got.errors.items():
+    got = ctx.portal.batch(commands) if commands else None
+    errors = got.errors if got is not None else {}
+    failed = {int(label[1:].split("_")[0]) for label in errors}
+    for label, error in errors.items():
         ctx.log.warning("date watch %s: deal %s: %s", watch.id, label[1:], error.description)
-    return ok, len(got.errors)
+    ok = [d for d in todo if d not in failed]
+    return ok, len(failed)
 
 
 def _as_date(calendar: PortalCalendar, value: Any) -> date | None:
