@@ -109,14 +109,12 @@ def start_app(
     return BenchApp(portal_server, settings, services, app_url, server)
 
 
-def start_workers(bench: BenchApp, redis_url: str, count: int) -> list[subprocess.Popen]:
-    """``count`` ``robot-server worker`` processes with the bench app's settings, as the
-    Procfile runs them."""
+def worker_env(bench: BenchApp, redis_url: str) -> dict[str, str]:
+    """The environment a ``robot-server worker`` of the bench app reads its settings from."""
     import os
-    import sys
 
     s = bench.settings
-    env = dict(
+    return dict(
         os.environ,
         B24_CLIENT_ID=s.client_id,
         B24_CLIENT_SECRET=s.client_secret,
@@ -128,12 +126,19 @@ def start_workers(bench: BenchApp, redis_url: str, count: int) -> list[subproces
         B24_PORTAL_BURST=str(s.portal_burst),
         B24_PORTAL_RATE=str(s.portal_rate),
     )
+
+
+def start_workers(bench: BenchApp, redis_url: str, count: int) -> list[subprocess.Popen]:
+    """``count`` ``robot-server worker`` processes with the bench app's settings, as the
+    Procfile runs them."""
+    import sys
+
     robot_server = str(Path(sys.executable).parent / "robot-server")
     return [
         subprocess.Popen(
             [robot_server, "worker", "robots", "events", "bulk"],
             cwd=Path(__file__).resolve().parents[1],
-            env=env,
+            env=worker_env(bench, redis_url),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

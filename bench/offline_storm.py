@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import BenchApp, redis_server, start_app  # noqa: E402
+from common import BenchApp, redis_server, start_app, worker_env  # noqa: E402
 
 from app.jobs import DRAIN_PAGE, DRAIN_PAGES, WAKE_UP_MIN_TIMEOUT  # noqa: E402
 from app.registry import QUEUES  # noqa: E402
@@ -104,7 +104,7 @@ def main() -> None:
         services = bench.services
         portal_a = world.add_portal(domain="storm.bitrix24.test")
         portal_b = world.add_portal(domain="calm.bitrix24.test")
-        pool.env = worker_env(bench, redis_url, args.burst, args.rate)
+        pool.env = worker_env(bench, redis_url)  # the bench app: args.burst / args.rate
         pool.start(args.workers)
         for portal in (portal_a, portal_b):
             lifecycle.install_app(world, portal.member_id, bench.settings.client_id)
@@ -189,22 +189,6 @@ def main() -> None:
 
 
 # The app's workers ------------------------------------------------------------------------
-
-
-def worker_env(bench: BenchApp, redis_url: str, burst: int, rate: float) -> dict[str, str]:
-    s = bench.settings
-    return dict(
-        os.environ,
-        B24_CLIENT_ID=s.client_id,
-        B24_CLIENT_SECRET=s.client_secret,
-        B24_OAUTH_URL=s.oauth_url,
-        APP_BASE_URL=bench.app_url,
-        REDIS_URL=redis_url,
-        DATABASE_URL=s.database_url,
-        SECRET_KEY=s.secret_key,
-        B24_PORTAL_BURST=str(burst),
-        B24_PORTAL_RATE=str(rate),
-    )
 
 
 @dataclass
