@@ -7,6 +7,7 @@ from robots import (
     copy_deal,
     create_task,
     find_free_slot,
+    route_repeat_client,
     send_sms,
     tracking_link,
     watch_date,
@@ -24,4 +25,5 @@ ROBOTS = [
     check_margin.ROBOT,
     assign_from_department.ROBOT,
     find_free_slot.ROBOT,
+    route_repeat_client.ROBOT,
 ]
