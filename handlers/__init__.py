@@ -1,6 +1,15 @@
 """Every capability the app offers. Adding one: its folder (or module) here, and a line below."""
 
-from handlers import assignment, calendar, date_watch, sms, stage_watch, tasks, tracking
+from handlers import (
+    assignment,
+    calendar,
+    date_watch,
+    lost_deals,
+    sms,
+    stage_watch,
+    tasks,
+    tracking,
+)
 
 CAPABILITIES = [
     calendar.CAPABILITY,
@@ -10,4 +19,5 @@ CAPABILITIES = [
     tasks.CAPABILITY,
     stage_watch.CAPABILITY,
     assignment.CAPABILITY,
+    lost_deals.CAPABILITY,
 ]

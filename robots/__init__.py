@@ -6,6 +6,7 @@ from robots import (
     check_margin,
     copy_deal,
     create_task,
+    delete_lost,
     find_free_slot,
     route_repeat_client,
     send_sms,
@@ -26,4 +27,5 @@ ROBOTS = [
     assign_from_department.ROBOT,
     find_free_slot.ROBOT,
     route_repeat_client.ROBOT,
+    delete_lost.ROBOT,
 ]
