@@ -379,3 +379,53 @@ def _jsonable(value: Any) -> Any:
     if value is None:
         return None
     return json.loads(json.dumps(value, default=str))
+
+
+class DueRows:
+    """Rows of a capability's table that come due, each claimed by one sweep at a time.
+
+    The table has ``id``, ``member_id``, ``due_at`` (epoch seconds), ``claimed_at`` and
+    ``state`` ("waiting" while the row is wanted). A claim is a compare-and-set on the row,
+    so two sweeps (workers, retries) never act on one row at once; a claim older than
+    ``stale_after`` seconds was a worker that died, and the row is claimed again.
+    """
+
+    def __init__(self, table: Table, stale_after: float = 15 * 60) -> None:
+        self.table = table
+        self.stale_after = stale_after
+
+    def claim(self, engine: Engine, member_id: str, now: float, limit: int) -> list[Any]:
+        """Up to ``limit`` due rows of the portal, oldest due first, claimed for this sweep."""
+        c = self.table.c
+        due = (c.member_id == member_id, c.state == "waiting", c.due_at <= now)
+        free = c.claimed_at.is_(None) | (c.claimed_at < now - self.stale_after)
+        with engine.begin() as db:
+            rows = db.execute(
+                select(self.table).where(*due, free).order_by(c.due_at).limit(limit)
+            ).mappings().all()  # fmt: skip
+            claimed = []
+            for row in rows:
+                same = (
+                    c.claimed_at.is_(None)
+                    if row["claimed_at"] is None
+                    else c.claimed_at == row["claimed_at"]
+                )
+                taken = db.execute(
+                    update(self.table).where(c.id == row["id"], *due, same).values(claimed_at=now)
+                ).rowcount
+                if taken:
+                    claimed.append(row)
+        return claimed
+
+    def release(self, engine: Engine, ids: list[int]) -> None:
+        """Give the rows back: the next sweep takes them again."""
+        self._set(engine, ids, claimed_at=None)
+
+    def finish(self, engine: Engine, ids: list[int], state: str) -> None:
+        """The rows are done with (``state``: "done", "left", "deleted"...)."""
+        self._set(engine, ids, state=state, claimed_at=None)
+
+    def _set(self, engine: Engine, ids: list[int], **values: Any) -> None:
+        if ids:
+            with engine.begin() as db:
+                db.execute(update(self.table).where(self.table.c.id.in_(ids)).values(**values))

@@ -36,7 +36,7 @@ from app.context import Context, EventContext, JobContext
 from app.errors import TryAgain
 from app.payloads import EventCall
 from app.registry import Capability, EventRouter, Schedule, Trigger, localized
-from app.store import metadata
+from app.store import DueRows, metadata
 
 NOTIFY, TASK, FIRE, MOVE = "notify", "task", "trigger", "move"
 ACTIONS = (NOTIFY, TASK, FIRE, MOVE)
@@ -74,6 +74,7 @@ stage_watches = Table(
     Column("claimed_at", Float, nullable=True),
     Column("state", String(16), nullable=False, default="waiting"),  # waiting, done, left
 )
+DUE = DueRows(stage_watches, stale_after=CLAIM_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -167,30 +168,7 @@ def sweep(ctx: JobContext) -> dict[str, int]:
 
 def _claim_due(ctx: JobContext, now: float) -> list[Entry]:
     """Up to a batch of due entries, claimed for this sweep (another sweep skips them)."""
-    stale = now - CLAIM_SECONDS
-    with ctx.store.engine.begin() as db:
-        rows = db.execute(
-            select(stage_watches)
-            .where(
-                stage_watches.c.member_id == ctx.member_id,
-                stage_watches.c.state == "waiting",
-                stage_watches.c.due_at <= now,
-                (stage_watches.c.claimed_at.is_(None)) | (stage_watches.c.claimed_at < stale),
-            )
-            .order_by(stage_watches.c.due_at)
-            .limit(BATCH)
-        ).mappings().all()  # fmt: skip
-        claimed = []
-        for row in rows:
-            taken = db.execute(
-                update(stage_watches)
-                .where(stage_watches.c.id == row["id"], stage_watches.c.times == row["times"],
-                       stage_watches.c.state == "waiting")
-                .values(claimed_at=now)
-            ).rowcount  # fmt: skip
-            if taken:
-                claimed.append(_entry(row))
-    return claimed
+    return [_entry(row) for row in DUE.claim(ctx.store.engine, ctx.member_id, now, BATCH)]
 
 
 def _entry(row: Any) -> Entry:
@@ -257,23 +235,11 @@ def _after_acting(ctx: JobContext, done: list[Entry]) -> None:
 
 
 def _finish(ctx: Context, entries: list[Entry], state: str) -> None:
-    if entries:
-        with ctx.store.engine.begin() as db:
-            db.execute(
-                update(stage_watches)
-                .where(stage_watches.c.id.in_([e.id for e in entries]))
-                .values(state=state, claimed_at=None)
-            )
+    DUE.finish(ctx.store.engine, [e.id for e in entries], state)
 
 
 def _release(ctx: Context, entries: list[Entry]) -> None:
-    if entries:
-        with ctx.store.engine.begin() as db:
-            db.execute(
-                update(stage_watches)
-                .where(stage_watches.c.id.in_([e.id for e in entries]))
-                .values(claimed_at=None)
-            )
+    DUE.release(ctx.store.engine, [e.id for e in entries])
 
 
 def watched(ctx: Context, deal_id: int) -> list[dict[str, Any]]:

@@ -44,7 +44,7 @@ from app.calendar import PortalCalendar
 from app.context import Context, JobContext
 from app.errors import PortalError, TryAgain
 from app.registry import Capability, Schedule, Section
-from app.store import metadata
+from app.store import DueRows, metadata
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ lost_entries = Table(
     # waiting, deleted, left (moved out or reopened), missing (deleted by someone), dry_run
     Column("state", String(16), nullable=False, default="waiting"),
 )
+DUE = DueRows(lost_entries, stale_after=CLAIM_SECONDS)
 
 lost_snapshots = Table(
     "lost_deal_snapshots",
@@ -208,29 +209,7 @@ def sweep(ctx: JobContext) -> dict[str, int]:
 
 def _claim_due(ctx: JobContext, now: float) -> list[Entry]:
     """Up to a batch of due entries, claimed for this sweep (another sweep skips them)."""
-    stale = now - CLAIM_SECONDS
-    c = lost_entries.c
-    with ctx.store.engine.begin() as db:
-        rows = db.execute(
-            select(lost_entries)
-            .where(c.member_id == ctx.member_id, c.state == "waiting", c.due_at <= now,
-                   c.claimed_at.is_(None) | (c.claimed_at < stale))
-            .order_by(c.due_at)
-            .limit(BATCH)
-        ).mappings().all()  # fmt: skip
-        claimed = []
-        for row in rows:
-            was = c.claimed_at.is_(None) if row["claimed_at"] is None else (
-                c.claimed_at == row["claimed_at"]
-            )  # fmt: skip
-            taken = db.execute(
-                update(lost_entries)
-                .where(c.id == row["id"], c.state == "waiting", was)
-                .values(claimed_at=now)
-            ).rowcount
-            if taken:
-                claimed.append(_entry(row))
-    return claimed
+    return [_entry(row) for row in DUE.claim(ctx.store.engine, ctx.member_id, now, BATCH)]
 
 
 def _entry(row: Any) -> Entry:
@@ -373,23 +352,11 @@ def _expire(ctx: Context, now: float) -> int:
 
 
 def _finish(ctx: Context, entries: list[Entry], state: str) -> None:
-    if entries:
-        with ctx.store.engine.begin() as db:
-            db.execute(
-                update(lost_entries)
-                .where(lost_entries.c.id.in_([e.id for e in entries]))
-                .values(state=state, claimed_at=None)
-            )
+    DUE.finish(ctx.store.engine, [e.id for e in entries], state)
 
 
 def _release(ctx: Context, entries: list[Entry]) -> None:
-    if entries:
-        with ctx.store.engine.begin() as db:
-            db.execute(
-                update(lost_entries)
-                .where(lost_entries.c.id.in_([e.id for e in entries]))
-                .values(claimed_at=None)
-            )
+    DUE.release(ctx.store.engine, [e.id for e in entries])
 
 
 # reading and restoring -----------------------------------------------------------------------
