@@ -54,7 +54,6 @@ def main() -> None:
         world = World()
         world.config.update(bucket_size=args.burst, drain_per_second=args.rate)
         bench = start_app(world, redis_url, tmp, burst=args.burst, rate=args.rate)
-        services = bench.services
         portal = world.add_portal(domain="solar.bitrix24.test", timezone="Europe/Warsaw")
         member = portal.member_id
         head = int(
@@ -71,8 +70,7 @@ def main() -> None:
         ]  # fmt: skip
         workers = start_workers(bench, redis_url, args.workers)
         lifecycle.install_app(world, member, bench.settings.client_id)
-        wait(lambda: (i := services.store.installation(member)) is not None and i.synced_at,
-             60, "install")  # fmt: skip
+        wait(lambda: bench.synced(member), 60, "install")
         rules.add_robot_rule(
             world, member_id=member, category_id=0, stage_id=STAGE,
             client_id=bench.settings.client_id, robot_code="assign_from_department",

@@ -79,6 +79,33 @@ class BenchApp:
         self.server.shutdown()
         self.portal_server.stop()
 
+    def synced(self, *member_ids: str) -> bool:
+        """Whether the app is installed into these portals and has registered its robots."""
+        for member_id in member_ids:
+            inst = self.services.store.installation(member_id)
+            if inst is None or not inst.synced_at:
+                return False
+        return True
+
+    def install_in_process(self, world: World, member_id: str) -> Any:
+        """Install the app into a portal, its jobs run by an in-process SimpleWorker (kept
+        for the benchmark's own jobs); returns the worker."""
+        from rq import SimpleWorker
+
+        from app.registry import QUEUES
+        from fakeportal.automation import lifecycle, outbox
+
+        s = self.services
+        worker = SimpleWorker([s.queue(q) for q in QUEUES], connection=s.redis)
+        lifecycle.install_app(world, member_id, self.settings.client_id)
+        deadline = time.monotonic() + 60
+        while not self.synced(member_id):
+            if time.monotonic() > deadline:
+                raise SystemExit("bench: the app did not install")
+            outbox.wait_idle(world, 1.0, robots=False)
+            worker.work(burst=True)
+        return worker
+
 
 def start_app(
     world: World, redis_url: str, workdir: Path, *, burst: int, rate: float, clock: Any = None

@@ -54,18 +54,11 @@ def main() -> None:
         world = World()
         world.config.update(bucket_size=args.burst, drain_per_second=args.rate)
         bench = start_app(world, redis_url, tmp, burst=args.burst, rate=args.rate)
-        settings, services = bench.settings, bench.services
+        settings = bench.settings
         portal = world.add_portal(domain="bench.bitrix24.test")
         workers = start_workers(bench, redis_url, args.workers)
         lifecycle.install_app(world, portal.member_id, settings.client_id)
-        wait(
-            lambda: (
-                services.store.installation(portal.member_id) is not None
-                and services.store.installation(portal.member_id).synced_at
-            ),
-            60,
-            "install",
-        )
+        wait(lambda: bench.synced(portal.member_id), 60, "install")
         with world.lock:
             service = categories.create_category(portal, "Service", [("NEW", "New", "P")])
             contact = contacts.create_contact(portal, {"NAME": "Client"})

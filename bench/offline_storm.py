@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import BenchApp, redis_server, start_app, worker_env  # noqa: E402
+from common import BenchApp, redis_server, start_app, wait, worker_env  # noqa: E402
 
 from app.jobs import DRAIN_PAGE, DRAIN_PAGES, WAKE_UP_MIN_TIMEOUT  # noqa: E402
 from app.registry import QUEUES  # noqa: E402
@@ -108,7 +108,7 @@ def main() -> None:
         pool.start(args.workers)
         for portal in (portal_a, portal_b):
             lifecycle.install_app(world, portal.member_id, bench.settings.client_id)
-        wait(lambda: synced(services, portal_a, portal_b), 90, "the installs")
+        wait(lambda: bench.synced(portal_a.member_id, portal_b.member_id), 90, "the installs")
 
         robot_portals = [portal_b] + ([portal_a] if args.robots_on_a else [])
         robots = {p.member_id: RobotLine(world, p, bench.settings.client_id) for p in robot_portals}
@@ -557,14 +557,6 @@ def reject_count(portal: Portal) -> int:
     return limits.state(portal).rejected_503
 
 
-def synced(services: Services, *portals: Portal) -> bool:
-    for portal in portals:
-        inst = services.store.installation(portal.member_id)
-        if inst is None or not inst.synced_at:
-            return False
-    return True
-
-
 def wait_quiet(services: Services, timeout: float) -> None:
     """Until no job is queued, running or scheduled for a few seconds (the drain's look
     once more after ``WAKE_UP_MIN_TIMEOUT`` included)."""
@@ -583,15 +575,6 @@ def wait_quiet(services: Services, timeout: float) -> None:
             return
         time.sleep(0.5)
     print("  (bench: jobs still queued or running when the figures were read)")
-
-
-def wait(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise SystemExit(f"bench: timed out waiting for {what}")
 
 
 if __name__ == "__main__":

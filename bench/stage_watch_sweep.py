@@ -23,8 +23,6 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rq import SimpleWorker
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -34,9 +32,7 @@ from common import redis_server, start_app  # noqa: E402
 from app import jobs  # noqa: E402
 from app.calendar import FixedClock  # noqa: E402
 from app.context import JobContext  # noqa: E402
-from app.registry import QUEUES  # noqa: E402
 from fakeportal import limits  # noqa: E402
-from fakeportal.automation import lifecycle, outbox  # noqa: E402
 from fakeportal.crm import create_deal  # noqa: E402
 from fakeportal.state import World  # noqa: E402
 from handlers import stage_watch  # noqa: E402
@@ -67,14 +63,7 @@ def main() -> None:
         services = bench.services
         portal = world.add_portal(domain="print.bitrix24.test", timezone="Europe/Warsaw",
                                   country="PL")  # fmt: skip
-        worker = SimpleWorker([services.queue(q) for q in QUEUES], connection=services.redis)
-        lifecycle.install_app(world, portal.member_id, bench.settings.client_id)
-        deadline = time.monotonic() + 60
-        while not (inst := services.store.installation(portal.member_id)) or not inst.synced_at:
-            if time.monotonic() > deadline:
-                raise SystemExit("bench: the app did not install")
-            outbox.wait_idle(world, 1.0, robots=False)
-            worker.work(burst=True)
+        bench.install_in_process(world, portal.member_id)
         services.store.set_setting(
             portal.member_id, "calendar", {"timezone": "Europe/Warsaw", "country": "PL"}
         )

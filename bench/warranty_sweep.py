@@ -27,8 +27,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from rq import SimpleWorker
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -38,9 +36,7 @@ from common import redis_server, start_app  # noqa: E402
 from app import jobs  # noqa: E402
 from app.calendar import FixedClock  # noqa: E402
 from app.context import JobContext, PortalSettings  # noqa: E402
-from app.registry import QUEUES  # noqa: E402
 from fakeportal import limits  # noqa: E402
-from fakeportal.automation import lifecycle, outbox  # noqa: E402
 from fakeportal.crm import add_user_field, create_category, create_deal  # noqa: E402
 from fakeportal.state import World  # noqa: E402
 from handlers import date_watch  # noqa: E402
@@ -74,18 +70,11 @@ def main() -> None:
         bench = start_app(
             world, redis_url, tmp, burst=args.burst, rate=args.rate, clock=FixedClock(moment)
         )
-        settings, services = bench.settings, bench.services
+        services = bench.services
         portal = world.add_portal(
             domain="solar.bitrix24.test", timezone="Europe/Warsaw", country="PL"
         )
-        worker = SimpleWorker([services.queue(q) for q in QUEUES], connection=services.redis)
-        lifecycle.install_app(world, portal.member_id, settings.client_id)
-        deadline = time.monotonic() + 60
-        while not (inst := services.store.installation(portal.member_id)) or not inst.synced_at:
-            if time.monotonic() > deadline:
-                raise SystemExit("bench: the app did not install")
-            outbox.wait_idle(world, 1.0, robots=False)
-            worker.work(burst=True)
+        bench.install_in_process(world, portal.member_id)
 
         started = time.monotonic()
         with world.lock:
