@@ -417,6 +417,17 @@ class DueRows:
                     claimed.append(row)
         return claimed
 
+    def of_deal(self, engine: Engine, member_id: str, deal_id: int) -> list[dict[str, Any]]:
+        """A deal's rows (the table has ``deal_id``), oldest first: for pages and tests."""
+        c = self.table.c
+        with engine.connect() as db:
+            rows = db.execute(
+                select(self.table)
+                .where(c.member_id == member_id, c.deal_id == deal_id)
+                .order_by(c.id)
+            ).mappings()
+            return [dict(r) for r in rows]
+
     def release(self, engine: Engine, ids: list[int]) -> None:
         """Give the rows back: the next sweep takes them again."""
         self._set(engine, ids, claimed_at=None)

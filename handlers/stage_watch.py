@@ -28,7 +28,6 @@ from sqlalchemy import (
     and_,
     delete,
     insert,
-    select,
     update,
 )
 
@@ -244,13 +243,7 @@ def _release(ctx: Context, entries: list[Entry]) -> None:
 
 def watched(ctx: Context, deal_id: int) -> list[dict[str, Any]]:
     """The deal's watched stays, oldest first (for pages and tests)."""
-    with ctx.store.engine.connect() as db:
-        rows = db.execute(
-            select(stage_watches)
-            .where(stage_watches.c.member_id == ctx.member_id, stage_watches.c.deal_id == deal_id)
-            .order_by(stage_watches.c.id)
-        ).mappings()
-        return [dict(r) for r in rows]
+    return DUE.of_deal(ctx.store.engine, ctx.member_id, deal_id)
 
 
 router = EventRouter()

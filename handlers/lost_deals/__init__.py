@@ -364,13 +364,7 @@ def _release(ctx: Context, entries: list[Entry]) -> None:
 
 def entries(ctx: Context, deal_id: int) -> list[dict[str, Any]]:
     """The deal's entries, oldest first (for pages and tests)."""
-    with ctx.store.engine.connect() as db:
-        rows = db.execute(
-            select(lost_entries)
-            .where(lost_entries.c.member_id == ctx.member_id, lost_entries.c.deal_id == deal_id)
-            .order_by(lost_entries.c.id)
-        ).mappings()
-        return [dict(r) for r in rows]
+    return DUE.of_deal(ctx.store.engine, ctx.member_id, deal_id)
 
 
 def snapshots(ctx: Context) -> list[dict[str, Any]]:
